@@ -1,0 +1,18 @@
+namespace MailOps.Cli;
+
+/// <summary>sysexits.h, as sendmail and Postfix use them (spec §7).</summary>
+internal static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int Failure = 1;
+    public const int Usage = 64;    // EX_USAGE
+    public const int DataError = 65; // EX_DATAERR
+    public const int TempFail = 75;  // EX_TEMPFAIL
+}
+
+/// <summary>A failure that ends the command with a message on stderr and an exit code.</summary>
+internal sealed class CliException(int exitCode, string message) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+    public static CliException Usage(string message) => new(ExitCodes.Usage, message);
+}

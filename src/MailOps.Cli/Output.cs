@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MailOps.Core.Queue;
+
+namespace MailOps.Cli;
+
+/// <summary>How the CLI prints queue listings and traces: a table for people, JSON for programs.</summary>
+internal static class Output
+{
+    private static readonly JsonWriterOptions JsonOptions = new() { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static void WriteQueueJson(Stream stdout, IReadOnlyList<QueuedMail> messages)
+    {
+        using var buffered = new BufferedStream(stdout, 1 << 16);
+        using (var w = new Utf8JsonWriter(buffered, JsonOptions))
+        {
+            w.WriteStartArray();
+            foreach (var m in messages)
+            {
+                w.WriteStartObject();
+                w.WriteString("id", m.Id);
+                w.WriteString("state", m.State.ToString());
+                w.WriteString("sender", m.Sender);
+                w.WriteNumber("size", m.Size);
+                w.WriteString("arrived", m.Arrived);
+                w.WriteNumber("ageSeconds", Math.Round(m.Age.TotalSeconds, 3));
+                w.WriteNumber("attempts", m.Attempts);
+                WriteOptional(w, "nextAttempt", m.NextAttempt);
+                WriteOptional(w, "lastError", m.LastError);
+                WriteOptional(w, "messageId", m.MessageId);
+                WriteOptional(w, "subject", m.Subject);
+                w.WriteStartArray("recipients");
+                foreach (var r in m.Envelope.Recipients)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("address", r.Address);
+                    w.WriteString("state", r.State.ToString());
+                    w.WriteNumber("attempts", r.Attempts);
+                    WriteOptional(w, "nextAttempt", r.NextAttempt);
+                    WriteOptional(w, "lastError", r.LastError);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        buffered.WriteByte((byte)'\n');
+    }
+
+    public static void WriteQueueTable(TextWriter stdout, IReadOnlyList<QueuedMail> messages)
+    {
+        if (messages.Count == 0)
+        {
+            stdout.WriteLine("The queue is empty.");
+            return;
+        }
+        var sb = new StringBuilder();
+        sb.AppendLine($"{"Id",-16}  {"State",-8}  {"Age",6}  {"Size",8}  {"Sender",-28}  Recipients");
+        foreach (var m in messages)
+        {
+            string recipients = string.Join(", ", m.Recipients);
+            sb.Append($"{m.Id,-16}  {m.State,-8}  {FormatAge(m.Age),6}  {m.Size,8}  {Clip(m.Sender, 28),-28}  {recipients}");
+            if (m.LastError is { } error) sb.Append($"  ({Clip(error, 60)})");
+            sb.AppendLine();
+        }
+        long total = messages.Sum(m => m.Size);
+        sb.AppendLine($"-- {messages.Count} message{(messages.Count == 1 ? "" : "s")}, {total} octets");
+        stdout.Write(sb.ToString());
+    }
+
+    public static void WriteTraceJson(Stream stdout, string id, IReadOnlyList<JournalEvent> events)
+    {
+        using var w = new Utf8JsonWriter(stdout, JsonOptions);
+        w.WriteStartArray();
+        foreach (var e in events)
+        {
+            w.WriteStartObject();
+            w.WriteString("id", id);
+            w.WriteString("time", e.Time);
+            w.WriteString("event", e.Event.ToString());
+            WriteOptional(w, "recipient", e.Recipient);
+            WriteOptional(w, "host", e.Host);
+            WriteOptional(w, "address", e.Address);
+            WriteOptional(w, "tls", e.Tls);
+            WriteOptional(w, "status", e.Status);
+            WriteOptional(w, "detail", e.Detail);
+            WriteOptional(w, "messageId", e.MessageId);
+            if (e.DurationMs is { } ms) w.WriteNumber("durationMs", ms);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.Flush();
+        stdout.WriteByte((byte)'\n');
+    }
+
+    public static void WriteTraceTable(TextWriter stdout, string id, IReadOnlyList<JournalEvent> events)
+    {
+        stdout.WriteLine($"Trace of {id}:");
+        foreach (var e in events)
+        {
+            var parts = new List<string> { e.Time.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture), e.Event.ToString() };
+            if (e.Recipient is not null) parts.Add("<" + e.Recipient + ">");
+            if (e.Host is not null) parts.Add(e.Address is null ? e.Host : $"{e.Host}[{e.Address}]");
+            else if (e.Address is not null) parts.Add($"[{e.Address}]");
+            if (e.Status is not null) parts.Add(e.Status);
+            if (e.Detail is not null) parts.Add(e.Detail);
+            stdout.WriteLine("  " + string.Join("  ", parts));
+        }
+    }
+
+    private static void WriteOptional(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is not null) w.WriteString(name, value);
+    }
+
+    private static void WriteOptional(Utf8JsonWriter w, string name, DateTimeOffset? value)
+    {
+        if (value is { } v) w.WriteString(name, v);
+    }
+
+    internal static string FormatAge(TimeSpan age) => age.TotalSeconds switch
+    {
+        < 60 => $"{(int)age.TotalSeconds}s",
+        < 3600 => $"{(int)age.TotalMinutes}m",
+        < 86400 => $"{(int)age.TotalHours}h",
+        _ => $"{(int)age.TotalDays}d",
+    };
+
+    private static string Clip(string s, int max) => s.Length <= max ? s : s[..(max - 1)] + "…";
+}

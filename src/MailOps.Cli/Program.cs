@@ -1,0 +1,116 @@
+using System.Runtime.InteropServices;
+using MailOps.Core.Config;
+using MailOps.Core.Queue;
+using MailOps.Core.Submission;
+
+namespace MailOps.Cli;
+
+/// <summary>
+/// <c>mailops</c>: the same engines as the PowerShell module, for services, containers and scripts
+/// (spec §7). Invoked as <c>sendmail</c> (a symlink) or <c>mailq</c>, it behaves as those.
+/// </summary>
+public static class Program
+{
+    private const string Usage = """
+        usage: mailops COMMAND [options]
+
+          serve   [--config F] [--queue DIR]                  serve the queue in the foreground (Ctrl+C / SIGTERM stop)
+          queue   [--queue DIR] [--state S] [--json]          list queued mail
+          submit  [--queue DIR] [-f SENDER] [-F NAME] [-t] [-i] [RCPT...] < message
+                                                              enqueue a message from stdin; prints its queue id
+          trace   ID|MESSAGE-ID [--queue DIR] [--json]        the journey of a message
+          hold    ID... [--queue DIR]                         hold: not delivered, never expires
+          release ID... [--queue DIR]                         release held mail
+          remove  ID... [--queue DIR]                         remove from the queue
+          sendmail [sendmail options] [RCPT...]               the sendmail interface (also: invoke as 'sendmail')
+
+        The queue is --queue, else $MAILOPS_QUEUE, else ~/.local/share/mailops/queue.
+        Exit codes: 0 ok, 64 usage, 65 bad message, 75 temporary failure.
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        string invokedAs = Path.GetFileName(InvocationName());
+        string prefix = invokedAs.StartsWith("sendmail", StringComparison.Ordinal) ? "sendmail"
+                      : invokedAs.StartsWith("mailq", StringComparison.Ordinal) ? "mailq" : "mailops";
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cancel.Cancel(); });
+        try
+        {
+            if (prefix == "sendmail") return await SubmitCommands.SendmailAsync(args, cancel.Token);
+            if (prefix == "mailq") return QueueCommands.List(["--queue", QueueLocation.Resolve(null)], Console.Out);
+            if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+            {
+                (args.Length == 0 ? Console.Error : Console.Out).WriteLine(Usage);
+                return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
+            }
+            var rest = args[1..];
+            return args[0] switch
+            {
+                "--version" or "version" => Version(),
+                "queue" => QueueCommands.List(rest, Console.Out),
+                "submit" => await SubmitCommands.SubmitAsync(rest, cancel.Token),
+                "sendmail" => await SubmitCommands.SendmailAsync(rest, cancel.Token),
+                "trace" => QueueCommands.Trace(rest, Console.Out),
+                "hold" or "release" or "remove" => await QueueCommands.ActAsync(args[0], rest, cancel.Token),
+                "serve" => await ServeCommand.RunAsync(rest, cancel.Token),
+                _ => throw CliException.Usage($"unknown command '{args[0]}'. Run 'mailops help'."),
+            };
+        }
+        catch (CliException ex)
+        {
+            Console.Error.WriteLine($"{prefix}: {ex.Message}");
+            return ex.ExitCode;
+        }
+        catch (SubmissionException ex)
+        {
+            Console.Error.WriteLine($"{prefix}: {ex.Message}");
+            return ex.Kind switch
+            {
+                SubmissionErrorKind.Usage => ExitCodes.Usage,
+                SubmissionErrorKind.BadMessage => ExitCodes.DataError,
+                _ => ExitCodes.TempFail,
+            };
+        }
+        catch (QueueFailureException ex)
+        {
+            Console.Error.WriteLine($"{prefix}: {ex.Message}");
+            return ex.IsTransient ? ExitCodes.TempFail : ExitCodes.DataError;
+        }
+        catch (ConfigException ex)
+        {
+            Console.Error.WriteLine($"{prefix}: configuration error: {ex.Message}");
+            return ExitCodes.Usage;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine($"{prefix}: interrupted.");
+            return ExitCodes.TempFail;
+        }
+    }
+
+    private static int Version()
+    {
+        Console.WriteLine("mailops " + typeof(Program).Assembly.GetName().Version?.ToString(3));
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>argv[0] as the user typed it: the .NET host hides it, /proc does not.</summary>
+    private static string InvocationName()
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                var cmdline = File.ReadAllBytes("/proc/self/cmdline");
+                int end = Array.IndexOf(cmdline, (byte)0);
+                var argv0 = System.Text.Encoding.UTF8.GetString(cmdline, 0, end < 0 ? cmdline.Length : end);
+                // Run as "dotnet mailops.dll": the name is the dll's.
+                if (Path.GetFileNameWithoutExtension(argv0) != "dotnet") return argv0;
+            }
+        }
+        catch (IOException) { }
+        return Environment.GetCommandLineArgs()[0];
+    }
+}

@@ -1,0 +1,86 @@
+using MailOps.Core.Config;
+using MailOps.Core.Queue;
+
+namespace MailOps.Cli;
+
+/// <summary><c>mailops queue</c>, <c>trace</c>, <c>hold</c>, <c>release</c>, <c>remove</c>: read and act on any queue, served or not.</summary>
+internal static class QueueCommands
+{
+    public static int List(string[] args, TextWriter stdout)
+    {
+        var a = CliArgs.Parse(args, ["--queue", "--state"], ["--json"]);
+        if (a.Positional.Count > 0) throw CliException.Usage($"unexpected argument '{a.Positional[0]}'.");
+        MessageState? state = null;
+        if (a.Value("--state") is { } s)
+        {
+            if (!Enum.TryParse<MessageState>(s, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+                throw CliException.Usage($"--state must be one of {string.Join(", ", Enum.GetNames<MessageState>())}.");
+            state = parsed;
+        }
+        using var store = OpenExisting(a.Value("--queue"));
+        var messages = store.List(new QueueFilter { State = state });
+        if (a.Flag("--json"))
+        {
+            stdout.Flush();
+            using var raw = Console.OpenStandardOutput();
+            Output.WriteQueueJson(raw, messages);
+        }
+        else Output.WriteQueueTable(stdout, messages);
+        return ExitCodes.Ok;
+    }
+
+    public static int Trace(string[] args, TextWriter stdout)
+    {
+        var a = CliArgs.Parse(args, ["--queue"], ["--json"]);
+        if (a.Positional.Count != 1) throw CliException.Usage("trace takes one queue id or Message-ID.");
+        using var store = OpenExisting(a.Value("--queue"));
+        string key = a.Positional[0];
+        var ids = QueueId.IsValid(key) ? [key] : store.FindByMessageId(key);
+        var traces = ids.Select(id => (id, events: store.ReadJournal(id))).Where(t => t.events.Count > 0).ToList();
+        if (traces.Count == 0) throw new CliException(ExitCodes.Failure, $"nothing is known of {key} (never queued here, or its journal has expired).");
+        if (a.Flag("--json"))
+        {
+            stdout.Flush();
+            using var raw = Console.OpenStandardOutput();
+            Output.WriteTraceJson(raw, traces[0].id, traces.SelectMany(t => t.events).ToList());
+        }
+        else foreach (var (id, events) in traces) Output.WriteTraceTable(stdout, id, events);
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> ActAsync(string verb, string[] args, CancellationToken cancellationToken)
+    {
+        var a = CliArgs.Parse(args, ["--queue"], []);
+        if (a.Positional.Count == 0) throw CliException.Usage($"{verb} needs at least one queue id.");
+        using var store = OpenExisting(a.Value("--queue"));
+        int failures = 0;
+        foreach (var id in a.Positional)
+        {
+            try
+            {
+                var result = verb switch
+                {
+                    "hold" => await store.HoldAsync(id, cancellationToken),
+                    "release" => await store.ReleaseAsync(id, cancellationToken),
+                    _ => await store.RemoveAsync(id, "removed by mailops remove", cancellationToken),
+                };
+                Console.Out.WriteLine(verb == "remove" ? $"{id} removed" : $"{id} {result.State}");
+            }
+            catch (QueuedMessageNotFoundException)
+            {
+                Console.Error.WriteLine($"mailops: no message {id} in the queue.");
+                failures++;
+            }
+        }
+        return failures == 0 ? ExitCodes.Ok : ExitCodes.Failure;
+    }
+
+    /// <summary>Reading commands do not create a queue where none is: a typo in --queue should say so.</summary>
+    private static QueueStore OpenExisting(string? explicitQueue)
+    {
+        string path = QueueLocation.Resolve(explicitQueue);
+        if (!Directory.Exists(Path.Combine(path, "env")))
+            throw new CliException(ExitCodes.Usage, $"there is no queue at {path}.");
+        return QueueStore.Open(path);
+    }
+}

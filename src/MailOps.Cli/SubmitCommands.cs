@@ -1,0 +1,57 @@
+using MailOps.Core.Config;
+using MailOps.Core.Queue;
+using MailOps.Core.Submission;
+
+namespace MailOps.Cli;
+
+/// <summary><c>mailops submit</c> and the sendmail entry point: both end in <see cref="MessageSubmitter"/>.</summary>
+internal static class SubmitCommands
+{
+    public static async Task<int> SubmitAsync(string[] args, CancellationToken cancellationToken)
+    {
+        var a = CliArgs.Parse(args, ["--queue", "--config", "-f", "--from", "-F", "--name"], ["-t", "-i"]);
+        var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
+        return await EnqueueStdinAsync(config, queuePath, new SubmissionRequest
+        {
+            Sender = a.Value("-f") ?? a.Value("--from"),
+            FullName = a.Value("-F") ?? a.Value("--name"),
+            Recipients = a.Positional,
+            RecipientsFromHeaders = a.Flag("-t"),
+            DotEndsInput = false, // a file is a file; only the sendmail interface has the lone-dot convention
+            Origin = MessageOrigin.Submit,
+            HostName = config.HostName,
+            DefaultDomain = config.EffectiveDefaultDomain,
+            PlusDomain = config.PlusDomain,
+            MaxMessageSize = config.MaxMessageSize,
+        }, printId: true, cancellationToken);
+    }
+
+    public static async Task<int> SendmailAsync(string[] args, CancellationToken cancellationToken)
+    {
+        var a = SendmailArgs.Parse(args);
+        var (config, queuePath) = QueueLocation.Load(a.ConfigPath, null);
+        if (a.ListQueue) return QueueCommands.List(["--queue", queuePath], Console.Out);
+        return await EnqueueStdinAsync(config, queuePath, new SubmissionRequest
+        {
+            Sender = a.Sender,
+            FullName = a.FullName,
+            Recipients = a.Recipients,
+            RecipientsFromHeaders = a.ExtractRecipients,
+            DotEndsInput = !a.IgnoreDots,
+            Origin = MessageOrigin.Sendmail,
+            HostName = config.HostName,
+            DefaultDomain = config.EffectiveDefaultDomain,
+            PlusDomain = config.PlusDomain,
+            MaxMessageSize = config.MaxMessageSize,
+        }, printId: false, cancellationToken); // sendmail is silent on success, as callers expect
+    }
+
+    private static async Task<int> EnqueueStdinAsync(MailOpsConfig config, string queuePath, SubmissionRequest request, bool printId, CancellationToken cancellationToken)
+    {
+        using var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
+        await using var stdin = Console.OpenStandardInput();
+        string id = await MessageSubmitter.SubmitAsync(store, stdin, request, cancellationToken);
+        if (printId) Console.Out.WriteLine(id);
+        return ExitCodes.Ok;
+    }
+}

@@ -1,0 +1,145 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MailOps.Core.Config;
+
+/// <summary>TLS settings (spec §2 "Tls").</summary>
+public sealed class TlsSettings
+{
+    public bool Enabled { get; set; } = true;
+    public string? CertificatePath { get; set; }
+    public string? CertificatePassword { get; set; }
+}
+
+/// <summary>An AUTH user. Only a salted hash is ever stored.</summary>
+public sealed class UserSettings
+{
+    public string Name { get; set; } = "";
+    public string PasswordHash { get; set; } = "";
+}
+
+/// <summary>
+/// The configuration of spec §2: one JSON file, every key optional. Durations are written as
+/// TimeSpan strings ("5.00:00:00") or with a unit suffix ("5d", "10m", "30s", "2h").
+/// </summary>
+public sealed class MailOpsConfig
+{
+    public string HostName { get; set; } = Environment.MachineName.ToLowerInvariant();
+    public List<string> LocalDomains { get; set; } = ["localhost"];
+    public List<string> RelayDomains { get; set; } = [];
+    public Dictionary<string, string> VirtualDomains { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public List<string> Mailboxes { get; set; } = [];
+    public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public string? DefaultDomain { get; set; }
+    public string? PlusDomain { get; set; }
+    public List<string> RelayClients { get; set; } = ["127.0.0.0/8", "::1/128"];
+    public List<string> Listen { get; set; } = ["127.0.0.1:2525"];
+    public string? QueuePath { get; set; }
+    public string? MaildirRoot { get; set; }
+    public string? SmartHost { get; set; }
+    public Dictionary<string, string> Routes { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public int RemotePort { get; set; } = 25;
+    public List<string> DnsServers { get; set; } = [];
+    public int ConcurrencyRemote { get; set; } = 20;
+    public int ConcurrencyPerDomain { get; set; } = 5;
+    public int ConcurrencyLocal { get; set; } = 10;
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan QueueLifetime { get; set; } = TimeSpan.FromDays(5);
+    public List<string>? RetrySchedule { get; set; }
+    public long MaxMessageSize { get; set; } = 35L * 1024 * 1024;
+    public int MaxRecipients { get; set; } = 100;
+    public bool HoldIncoming { get; set; }
+    public TlsSettings Tls { get; set; } = new();
+    public List<UserSettings> Users { get; set; } = [];
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan JournalRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Domain that completes a bare address on submission (qmail's defaultdomain).</summary>
+    public string EffectiveDefaultDomain => string.IsNullOrEmpty(DefaultDomain) ? HostName : DefaultDomain;
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNameCaseInsensitive = true,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary>Reads a configuration file. A missing file at a default location is not an error: pass <paramref name="required"/> false.</summary>
+    /// <exception cref="ConfigException">Unreadable, not JSON, an unknown key, or a value out of range.</exception>
+    public static MailOpsConfig Load(string path, bool required)
+    {
+        if (!File.Exists(path))
+        {
+            if (required) throw new ConfigException($"Configuration file {path} does not exist.");
+            return new MailOpsConfig();
+        }
+        MailOpsConfig? config;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            config = JsonSerializer.Deserialize<MailOpsConfig>(stream, Json);
+        }
+        catch (JsonException ex)
+        {
+            throw new ConfigException($"{path}: {ex.Message}", ex);
+        }
+        catch (IOException ex)
+        {
+            throw new ConfigException($"Cannot read {path}: {ex.Message}", ex);
+        }
+        config ??= new MailOpsConfig();
+        config.Validate(path);
+        return config;
+    }
+
+    private void Validate(string source)
+    {
+        void Require(bool ok, string message)
+        {
+            if (!ok) throw new ConfigException($"{source}: {message}");
+        }
+        Require(!string.IsNullOrWhiteSpace(HostName), "HostName must not be empty.");
+        Require(RemotePort is > 0 and < 65536, "RemotePort must be 1-65535.");
+        Require(ConcurrencyRemote > 0 && ConcurrencyPerDomain > 0 && ConcurrencyLocal > 0, "Concurrency limits must be positive.");
+        Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");
+        Require(MaxRecipients > 0, "MaxRecipients must be positive.");
+        Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");
+    }
+}
+
+public sealed class ConfigException : Exception
+{
+    public ConfigException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>Reads "5d", "10m", "30s", "2h", "250ms" or a TimeSpan string.</summary>
+public sealed class DurationConverter : JsonConverter<TimeSpan>
+{
+    public override TimeSpan Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Number) return TimeSpan.FromSeconds(reader.GetDouble());
+        string text = reader.GetString() ?? throw new JsonException("A duration is required.");
+        return Duration.TryParse(text, out var value) ? value : throw new JsonException($"'{text}' is not a duration (e.g. 5d, 10m, 30s).");
+    }
+
+    public override void Write(Utf8JsonWriter writer, TimeSpan value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.ToString("c"));
+}
+
+public static class Duration
+{
+    public static bool TryParse(string text, out TimeSpan value)
+    {
+        text = text.Trim();
+        (string suffix, double seconds)[] units = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604800)];
+        foreach (var (suffix, seconds) in units.OrderByDescending(u => u.suffix.Length))
+        {
+            if (text.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) &&
+                double.TryParse(text[..^suffix.Length], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double n) && n >= 0)
+            {
+                value = TimeSpan.FromSeconds(n * seconds);
+                return true;
+            }
+        }
+        return TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out value);
+    }
+}

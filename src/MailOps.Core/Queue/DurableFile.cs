@@ -1,0 +1,82 @@
+using System.Runtime.InteropServices;
+
+namespace MailOps.Core.Queue;
+
+/// <summary>
+/// The few file-system calls the commit protocol needs that .NET does not offer: fsync of a
+/// directory (so a rename is durable) and a write-through rename on Windows.
+/// </summary>
+internal static partial class DurableFile
+{
+    /// <summary>An open directory whose entries can be made durable with <see cref="SyncDirectory"/>.</summary>
+    internal sealed class DirectoryHandle : IDisposable
+    {
+        private int _fd;
+
+        public DirectoryHandle(string path)
+        {
+            Path = path;
+            if (OperatingSystem.IsWindows()) { _fd = -1; return; }
+            _fd = Native.open(path, 0 /* O_RDONLY */);
+            if (_fd < 0) throw new IOException($"Cannot open directory {path}: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        public string Path { get; }
+
+        /// <summary>fsync(2) of the directory: every create, rename and unlink in it so far is durable.</summary>
+        public void Sync()
+        {
+            if (_fd < 0) return; // Windows: renames are write-through, NTFS journals metadata.
+            if (Native.fsync(_fd) != 0)
+                throw new IOException($"fsync of directory {Path} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        public void Dispose()
+        {
+            int fd = Interlocked.Exchange(ref _fd, -1);
+            if (fd >= 0) Native.close(fd);
+        }
+    }
+
+    public static void SyncDirectory(string path)
+    {
+        using var dir = new DirectoryHandle(path);
+        dir.Sync();
+    }
+
+    /// <summary>Atomic rename within one file system; replaces the target if it exists.</summary>
+    public static void Rename(string from, string to)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            if (!Native.MoveFileExW(from, to, 0x1 /* REPLACE_EXISTING */ | 0x8 /* WRITE_THROUGH */))
+                throw new IOException($"rename {from} -> {to} failed: error {Marshal.GetLastPInvokeError()}");
+            return;
+        }
+        if (Native.rename(from, to) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == 2) throw new FileNotFoundException($"rename {from} -> {to}: no such file", from);
+            throw new IOException($"rename {from} -> {to} failed: errno {errno}");
+        }
+    }
+
+    private static partial class Native
+    {
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int open(string path, int flags);
+
+        [LibraryImport("libc", SetLastError = true)]
+        internal static partial int fsync(int fd);
+
+        [LibraryImport("libc", SetLastError = true)]
+        internal static partial int close(int fd);
+
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int rename(string from, string to);
+
+        [LibraryImport("kernel32", SetLastError = true, StringMarshalling = StringMarshalling.Utf16)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        internal static partial bool MoveFileExW(string from, string to, uint flags);
+    }
+}

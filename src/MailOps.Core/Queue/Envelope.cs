@@ -1,0 +1,100 @@
+using System.Text.Json.Serialization;
+
+namespace MailOps.Core.Queue;
+
+/// <summary>Delivery state of one recipient of a queued message.</summary>
+public enum RecipientState
+{
+    /// <summary>Waiting for an attempt (due now, or at <see cref="EnvelopeRecipient.NextAttempt"/>).</summary>
+    Pending,
+    /// <summary>Tried, failed temporarily; next attempt at <see cref="EnvelopeRecipient.NextAttempt"/>.</summary>
+    Deferred,
+    Delivered,
+    Bounced,
+    /// <summary>Put on hold by an operator: never scheduled, never expires.</summary>
+    Held,
+}
+
+/// <summary>RFC 3461 NOTIFY values.</summary>
+[Flags]
+public enum DsnNotify
+{
+    Default = 0,
+    Never = 1,
+    Success = 2,
+    Failure = 4,
+    Delay = 8,
+}
+
+/// <summary>RFC 3461 RET value.</summary>
+public enum DsnReturn
+{
+    Default,
+    Full,
+    Headers,
+}
+
+/// <summary>Where a message came from.</summary>
+public enum MessageOrigin
+{
+    Smtp,
+    Submit,
+    Sendmail,
+    Bounce,
+}
+
+/// <summary>One envelope recipient with its own delivery state (retries are per recipient).</summary>
+public sealed class EnvelopeRecipient
+{
+    public required string Address { get; set; }
+    public RecipientState State { get; set; }
+    public int Attempts { get; set; }
+    public DateTimeOffset? NextAttempt { get; set; }
+    public string? LastError { get; set; }
+    public DateTimeOffset? Updated { get; set; }
+    /// <summary>RFC 3461 ORCPT, kept as given ("rfc822;user@example.org").</summary>
+    public string? OriginalRecipient { get; set; }
+    public DsnNotify Notify { get; set; }
+
+    [JsonIgnore]
+    public bool IsFinal => State is RecipientState.Delivered or RecipientState.Bounced;
+
+    public EnvelopeRecipient Clone() => (EnvelopeRecipient)MemberwiseClone();
+}
+
+/// <summary>
+/// The envelope of a queued message: everything needed to list, trace and deliver it without
+/// reading the body. Stored as JSON in <c>env/&lt;id&gt;</c>.
+/// </summary>
+public sealed class Envelope
+{
+    public int Version { get; set; } = 1;
+    public string Id { get; set; } = "";
+    public DateTimeOffset Arrived { get; set; }
+    /// <summary>Envelope sender; empty for the null reverse-path <c>&lt;&gt;</c> (bounces).</summary>
+    public string Sender { get; set; } = "";
+    public List<EnvelopeRecipient> Recipients { get; set; } = new();
+    /// <summary>Body size in octets as stored (CRLF line ends).</summary>
+    public long Size { get; set; }
+    public string? MessageId { get; set; }
+    public string? Subject { get; set; }
+    public MessageOrigin Origin { get; set; }
+    public string? ClientAddress { get; set; }
+    public string? ClientHelo { get; set; }
+    public string? AuthenticatedUser { get; set; }
+    /// <summary>RFC 3461 ENVID.</summary>
+    public string? EnvelopeId { get; set; }
+    public DsnReturn Return { get; set; }
+    public bool EightBit { get; set; }
+    public bool SmtpUtf8 { get; set; }
+
+    [JsonIgnore]
+    public bool IsBounce => Sender.Length == 0;
+
+    public Envelope Clone()
+    {
+        var copy = (Envelope)MemberwiseClone();
+        copy.Recipients = Recipients.Select(r => r.Clone()).ToList();
+        return copy;
+    }
+}

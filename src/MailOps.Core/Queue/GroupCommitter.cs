@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+
+namespace MailOps.Core.Queue;
+
+/// <summary>
+/// Makes many concurrent enqueues durable together (docs/queue.md, "The commit, in order").
+/// Stage 1: a small pool of threads fsyncs bodies and envelopes, many at once, so the file
+/// system merges their journal commits. Stage 2: one thread takes everything that became ready
+/// while it was busy and commits it as a batch: fsync(mess/), rename each envelope into env/,
+/// fsync(env/). No request completes before the fsync that covers it has returned.
+/// </summary>
+internal sealed class GroupCommitter : IDisposable
+{
+    internal sealed class Request
+    {
+        public required FileStream Body { get; init; }
+        public required FileStream Envelope { get; init; }
+        public required string EnvelopeTmpPath { get; init; }
+        public required string EnvelopePath { get; init; }
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        internal int PendingSyncs = 2;
+        internal Exception? Error;
+    }
+
+    private const int SyncThreads = 24;
+    private const int MaxBatch = 1024;
+
+    private readonly DurableFile.DirectoryHandle _messDir;
+    private readonly DurableFile.DirectoryHandle _envDir;
+    private readonly BlockingCollection<(FileStream File, Request Owner)> _syncWork = new();
+    private readonly Queue<Request> _ready = new();
+    private readonly object _readyGate = new();
+    private readonly List<Thread> _threads = new();
+    private bool _started;
+    private volatile bool _disposed;
+    private volatile bool _syncDrained;
+
+    public GroupCommitter(string messDirectory, string envDirectory)
+    {
+        _messDir = new DurableFile.DirectoryHandle(messDirectory);
+        _envDir = new DurableFile.DirectoryHandle(envDirectory);
+    }
+
+    /// <summary>Number of batches committed and messages in them (for tests and benchmarks).</summary>
+    public long Batches;
+    public long Committed;
+
+    public Task CommitAsync(Request request)
+    {
+        if (_disposed) throw QueueFailureException.Transient("The queue store is closed.");
+        EnsureStarted();
+        _syncWork.Add((request.Body, request));
+        _syncWork.Add((request.Envelope, request));
+        return request.Done.Task;
+    }
+
+    private void EnsureStarted()
+    {
+        if (Volatile.Read(ref _started)) return;
+        lock (_threads)
+        {
+            if (_started) return;
+            for (int i = 0; i < SyncThreads; i++) Start(SyncLoop, $"mailops-fsync-{i}");
+            Start(CommitLoop, "mailops-commit");
+            Volatile.Write(ref _started, true);
+        }
+    }
+
+    private void Start(Action loop, string name)
+    {
+        var thread = new Thread(() => loop()) { IsBackground = true, Name = name };
+        _threads.Add(thread);
+        thread.Start();
+    }
+
+    private void SyncLoop()
+    {
+        foreach (var (file, owner) in _syncWork.GetConsumingEnumerable())
+        {
+            try
+            {
+                file.Flush(flushToDisk: true);
+            }
+            catch (Exception ex)
+            {
+                owner.Error ??= ex;
+            }
+            if (Interlocked.Decrement(ref owner.PendingSyncs) == 0)
+            {
+                lock (_readyGate)
+                {
+                    _ready.Enqueue(owner);
+                    Monitor.Pulse(_readyGate);
+                }
+            }
+        }
+    }
+
+    private void CommitLoop()
+    {
+        var batch = new List<Request>();
+        while (true)
+        {
+            lock (_readyGate)
+            {
+                while (_ready.Count == 0 && !_syncDrained) Monitor.Wait(_readyGate);
+                if (_ready.Count == 0) return;
+                while (_ready.Count > 0 && batch.Count < MaxBatch) batch.Add(_ready.Dequeue());
+            }
+            CommitBatch(batch);
+            batch.Clear();
+        }
+    }
+
+    private void CommitBatch(List<Request> batch)
+    {
+        var renamed = new List<Request>(batch.Count);
+        try
+        {
+            // Every body's directory entry must be durable before any envelope that names it is.
+            _messDir.Sync();
+        }
+        catch (Exception ex)
+        {
+            foreach (var r in batch) r.Error ??= ex;
+        }
+
+        foreach (var r in batch)
+        {
+            if (r.Error is not null) continue;
+            try
+            {
+                if (OperatingSystem.IsWindows()) r.Envelope.Dispose(); // Windows cannot rename an open file
+                DurableFile.Rename(r.EnvelopeTmpPath, r.EnvelopePath); // the commit point
+                renamed.Add(r);
+            }
+            catch (Exception ex)
+            {
+                r.Error = ex;
+            }
+        }
+
+        if (renamed.Count > 0)
+        {
+            try
+            {
+                _envDir.Sync();
+            }
+            catch (Exception ex)
+            {
+                // Not durable, so not acknowledged: take the commits back and fail them.
+                foreach (var r in renamed)
+                {
+                    r.Error = ex;
+                    try { File.Delete(r.EnvelopePath); } catch { /* the sweep cannot tell it from a real one; at-least-once */ }
+                }
+            }
+        }
+
+        Interlocked.Increment(ref Batches);
+        foreach (var r in batch)
+        {
+            if (r.Error is null)
+            {
+                Interlocked.Increment(ref Committed);
+                r.Done.TrySetResult();
+            }
+            else
+            {
+                r.Done.TrySetException(QueueFailureException.Transient("Could not make the message durable: " + r.Error.Message, r.Error));
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _syncWork.CompleteAdding();
+        // Drain in order: fsync threads finish what was handed to them, then the committer commits it.
+        foreach (var t in _threads.Where(t => t.Name != "mailops-commit")) t.Join(TimeSpan.FromSeconds(30));
+        _syncDrained = true;
+        lock (_readyGate) Monitor.PulseAll(_readyGate);
+        foreach (var t in _threads.Where(t => t.Name == "mailops-commit")) t.Join(TimeSpan.FromSeconds(30));
+        _messDir.Dispose();
+        _envDir.Dispose();
+    }
+}

@@ -1,0 +1,173 @@
+using MimeKit;
+
+namespace MailOps.Core.Queue;
+
+/// <summary>
+/// A message being written into the queue (states S2-S3 of docs/queue.md). Write the body,
+/// exactly as it should be delivered (CRLF line ends, not dot-stuffed), into <see cref="Body"/>,
+/// then <see cref="CommitAsync"/>. Disposing without committing removes every trace of it.
+/// </summary>
+public sealed class IncomingMessage : IAsyncDisposable
+{
+    private const int HeaderCaptureLimit = 64 * 1024;
+
+    private readonly QueueStore _store;
+    private readonly FileStream _file;
+    private readonly CapturingStream _body;
+    private bool _committed;
+    private bool _disposed;
+
+    internal IncomingMessage(QueueStore store, string id, FileStream file)
+    {
+        _store = store;
+        Id = id;
+        _file = file;
+        _body = new CapturingStream(file, HeaderCaptureLimit);
+    }
+
+    /// <summary>The id the message will have once committed.</summary>
+    public string Id { get; }
+
+    /// <summary>Where the body goes. Write-only; streamed straight to the spool file.</summary>
+    public Stream Body => _body;
+
+    /// <summary>Octets written so far.</summary>
+    public long Length => _body.Written;
+
+    /// <summary>
+    /// Makes the message durable and visible (the commit point of docs/queue.md). When this
+    /// returns, the message survives a crash; only then may the caller acknowledge it.
+    /// The envelope's id, size and, unless already set, Message-ID and Subject are filled in.
+    /// </summary>
+    /// <exception cref="QueueFailureException">Nothing was committed; always transient here.</exception>
+    public async Task<string> CommitAsync(Envelope envelope, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_committed) throw new InvalidOperationException("Already committed.");
+        if (envelope.Recipients.Count == 0) throw new ArgumentException("An envelope needs at least one recipient.", nameof(envelope));
+        cancellationToken.ThrowIfCancellationRequested();
+
+        envelope.Id = Id;
+        if (envelope.Arrived == default) envelope.Arrived = _store.Clock.GetUtcNow();
+        envelope.Size = _body.Written;
+        FillFromHeaders(envelope, _body.Captured);
+
+        FileStream? envFile = null;
+        string tmpPath = _store.Layout.Tmp(Id);
+        try
+        {
+            await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            envFile = new FileStream(tmpPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
+            envFile.Write(QueueJson.Serialize(envelope));
+            envFile.Flush();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            envFile?.Dispose();
+            TryDelete(tmpPath);
+            throw QueueFailureException.Transient($"Cannot write to the queue: {ex.Message}", ex);
+        }
+
+        var request = new GroupCommitter.Request
+        {
+            Body = _file,
+            Envelope = envFile,
+            EnvelopeTmpPath = tmpPath,
+            EnvelopePath = _store.Layout.Env(Id),
+        };
+        try
+        {
+            // Not cancellable from here on: once handed over, the commit either happens or fails whole.
+            await _store.Committer.CommitAsync(request).ConfigureAwait(false);
+        }
+        finally
+        {
+            envFile.Dispose();
+            if (request.Done.Task.Status != TaskStatus.RanToCompletion) TryDelete(tmpPath);
+        }
+
+        _committed = true;
+        await _store.OnCommittedAsync(envelope).ConfigureAwait(false);
+        return Id;
+    }
+
+    private static void FillFromHeaders(Envelope envelope, ReadOnlySpan<byte> headerBytes)
+    {
+        if (envelope.MessageId is not null && envelope.Subject is not null) return;
+        try
+        {
+            using var stream = new MemoryStream(headerBytes.ToArray(), writable: false);
+            var headers = HeaderList.Load(stream);
+            envelope.MessageId ??= headers[HeaderId.MessageId]?.Trim();
+            envelope.Subject ??= headers[HeaderId.Subject]?.Trim();
+        }
+        catch (FormatException)
+        {
+            // A message with a broken header block still gets queued; it just has no summary.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        await _file.DisposeAsync().ConfigureAwait(false);
+        if (!_committed) TryDelete(_store.Layout.Mess(Id));
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    /// <summary>Write-through stream that counts octets and keeps the header block (up to a limit).</summary>
+    private sealed class CapturingStream : Stream
+    {
+        private readonly Stream _inner;
+        private readonly byte[] _captured;
+        private int _capturedLength;
+        private bool _headerDone;
+
+        public CapturingStream(Stream inner, int limit)
+        {
+            _inner = inner;
+            _captured = new byte[limit];
+        }
+
+        public long Written { get; private set; }
+        public ReadOnlySpan<byte> Captured => _captured.AsSpan(0, _capturedLength);
+
+        private void Capture(ReadOnlySpan<byte> data)
+        {
+            Written = checked(Written + data.Length);
+            if (_headerDone) return;
+            int take = Math.Min(data.Length, _captured.Length - _capturedLength);
+            data[..take].CopyTo(_captured.AsSpan(_capturedLength));
+            int searchFrom = Math.Max(0, _capturedLength - 3);
+            _capturedLength += take;
+            if (_capturedLength == _captured.Length ||
+                _captured.AsSpan(searchFrom, _capturedLength - searchFrom).IndexOf("\r\n\r\n"u8) >= 0)
+                _headerDone = true;
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer) { Capture(buffer); _inner.Write(buffer); }
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+            WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+        {
+            Capture(buffer.Span);
+            return _inner.WriteAsync(buffer, ct);
+        }
+        public override void Flush() => _inner.Flush();
+        public override Task FlushAsync(CancellationToken ct) => _inner.FlushAsync(ct);
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => Written;
+        public override long Position { get => Written; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,39 @@
+namespace MailOps.Core.Queue;
+
+/// <summary>Paths inside a spool directory (docs/queue.md, "Layout"). Ids are validated before use.</summary>
+internal sealed class QueueLayout
+{
+    public QueueLayout(string root)
+    {
+        Root = Path.GetFullPath(root);
+        MessDir = Path.Combine(Root, "mess");
+        TmpDir = Path.Combine(Root, "tmp");
+        EnvDir = Path.Combine(Root, "env");
+        ActiveDir = Path.Combine(Root, "active");
+        JournalDir = Path.Combine(Root, "journal");
+        LockDir = Path.Combine(Root, "lock");
+        ControlDir = Path.Combine(Root, "control");
+    }
+
+    public string Root { get; }
+    public string MessDir { get; }
+    public string TmpDir { get; }
+    public string EnvDir { get; }
+    public string ActiveDir { get; }
+    public string JournalDir { get; }
+    public string LockDir { get; }
+    public string ControlDir { get; }
+
+    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, JournalDir, LockDir, ControlDir];
+
+    public string Mess(string id) => Path.Combine(MessDir, Checked(id));
+    public string Tmp(string id) => Path.Combine(TmpDir, Checked(id));
+    public string Env(string id) => Path.Combine(EnvDir, Checked(id));
+    public string Active(string id) => Path.Combine(ActiveDir, Checked(id));
+    public string Journal(string id) => Path.Combine(JournalDir, Checked(id));
+    public string ServerLock => Path.Combine(LockDir, "server");
+    public string MutateLock => Path.Combine(LockDir, "mutate");
+
+    private static string Checked(string id) =>
+        QueueId.IsValid(id) ? id : throw new ArgumentException($"'{id}' is not a queue id.", nameof(id));
+}

@@ -1,0 +1,474 @@
+using System.Text;
+using System.Text.Json;
+
+namespace MailOps.Core.Queue;
+
+public sealed class QueueStoreOptions
+{
+    /// <summary>How long a journal outlives its message (spec §3: 7 days).</summary>
+    public TimeSpan JournalRetention { get; init; } = TimeSpan.FromDays(7);
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+}
+
+/// <summary>What a sweep removed (docs/queue.md, "The sweep").</summary>
+public sealed record SweepReport(int TmpRemoved, int OrphanBodiesRemoved, IReadOnlyList<string> InterruptedDeliveries, int JournalsExpired);
+
+/// <summary>
+/// The durable queue: the only code that touches the spool directory. Every process that
+/// enqueues or changes messages (server, CLI, cmdlets, sendmail) opens its own instance on the
+/// same path; they coordinate through the file system (docs/queue.md).
+/// </summary>
+public sealed class QueueStore : IDisposable
+{
+    private readonly QueueStoreOptions _options;
+    private readonly MutationLocks _locks;
+    private readonly Lazy<GroupCommitter> _committer;
+    private int _tmpCounter;
+
+    private QueueStore(string path, QueueStoreOptions options)
+    {
+        Layout = new QueueLayout(path);
+        _options = options;
+        foreach (var dir in Layout.AllDirectories) Directory.CreateDirectory(dir);
+        _locks = new MutationLocks(Layout.MutateLock);
+        _committer = new Lazy<GroupCommitter>(() => new GroupCommitter(Layout.MessDir, Layout.EnvDir));
+    }
+
+    /// <summary>Opens (creating if needed) the queue at <paramref name="path"/>.</summary>
+    /// <exception cref="QueueFailureException">The directory cannot be created or written (transient: fix and retry).</exception>
+    public static QueueStore Open(string path, QueueStoreOptions? options = null)
+    {
+        try
+        {
+            return new QueueStore(path, options ?? new QueueStoreOptions());
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw QueueFailureException.Transient($"Cannot open the queue at {path}: {ex.Message}", ex);
+        }
+    }
+
+    public string QueuePath => Layout.Root;
+    internal QueueLayout Layout { get; }
+    internal TimeProvider Clock => _options.Clock;
+    internal GroupCommitter Committer => _committer.Value;
+
+    // ---------------------------------------------------------------- enqueue
+
+    /// <summary>Starts a new message; write its body, then commit it (or dispose to abandon it).</summary>
+    /// <exception cref="QueueFailureException">The spool cannot be written (transient).</exception>
+    public IncomingMessage CreateMessage()
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            string id = QueueId.New(Clock.GetUtcNow());
+            string path = Layout.Mess(id);
+            try
+            {
+                var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024);
+                // A sweep could have taken the file between its creation and our lock: then it is gone.
+                if (File.Exists(path)) return new IncomingMessage(this, id, file);
+                file.Dispose();
+            }
+            catch (IOException) when (attempt < 3 && Directory.Exists(Layout.MessDir))
+            {
+                // Name taken or locked by a sweep in that instant: try another id.
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw QueueFailureException.Transient($"Cannot write to the queue at {QueuePath}: {ex.Message}", ex);
+            }
+            if (attempt >= 3) throw QueueFailureException.Transient($"Cannot create a message file in {Layout.MessDir}.");
+        }
+    }
+
+    /// <summary>Enqueues <paramref name="body"/> (already in stored form: CRLF, not dot-stuffed) with <paramref name="envelope"/>.</summary>
+    /// <returns>The queue id, once the message is durable.</returns>
+    /// <exception cref="QueueFailureException">Nothing was queued.</exception>
+    public async Task<string> EnqueueAsync(Envelope envelope, Stream body, CancellationToken cancellationToken = default)
+    {
+        await using var message = CreateMessage();
+        var buffer = new byte[64 * 1024];
+        int read;
+        // Errors reading the source propagate as they are; errors writing the spool are classified.
+        while ((read = await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            try
+            {
+                await message.Body.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                throw QueueFailureException.Transient($"Cannot write to the queue: {ex.Message}", ex);
+            }
+        }
+        return await message.CommitAsync(envelope, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal async Task OnCommittedAsync(Envelope envelope)
+    {
+        var now = Clock.GetUtcNow();
+        try
+        {
+            await AppendJournalAsync(envelope.Id, new[]
+            {
+                new JournalEvent
+                {
+                    Time = envelope.Arrived, Event = JournalEventType.Received, MessageId = envelope.MessageId,
+                    Address = envelope.ClientAddress, Host = envelope.ClientHelo,
+                    Detail = $"from <{envelope.Sender}> via {envelope.Origin.ToString().ToLowerInvariant()}, {envelope.Size} octets",
+                },
+                new JournalEvent
+                {
+                    Time = now, Event = JournalEventType.Queued,
+                    Detail = "for " + string.Join(", ", envelope.Recipients.Select(r => "<" + r.Address + ">")),
+                },
+            }).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The message is committed; a journal that cannot be written must not un-accept it.
+        }
+        QueueTrigger.Pull(QueuePath);
+    }
+
+    // ---------------------------------------------------------------- reading
+
+    /// <summary>The committed envelope of <paramref name="id"/>, or null when it is not queued.</summary>
+    public Envelope? ReadEnvelope(string id)
+    {
+        if (!QueueId.IsValid(id)) return null;
+        try
+        {
+            return QueueJson.Deserialize(File.ReadAllBytes(Layout.Env(id)));
+        }
+        catch (FileNotFoundException) { return null; }
+        catch (DirectoryNotFoundException) { return null; }
+    }
+
+    /// <summary>The message as listed, or null when it is not queued.</summary>
+    public QueuedMail? Find(string id)
+    {
+        var envelope = ReadEnvelope(id);
+        return envelope is null ? null : new QueuedMail(envelope, File.Exists(Layout.Active(id)), Clock.GetUtcNow());
+    }
+
+    /// <summary>Opens the stored body for reading.</summary>
+    /// <exception cref="QueuedMessageNotFoundException">Not queued.</exception>
+    public Stream OpenBody(string id)
+    {
+        if (ReadEnvelope(id) is null) throw new QueuedMessageNotFoundException(id);
+        try
+        {
+            return new FileStream(Layout.Mess(id), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 64 * 1024);
+        }
+        catch (FileNotFoundException)
+        {
+            throw new QueuedMessageNotFoundException(id);
+        }
+    }
+
+    /// <summary>
+    /// Every queued message matching <paramref name="filter"/>, oldest first. Reads envelopes only,
+    /// never bodies; safe while other processes enqueue and deliver (each envelope is read whole).
+    /// </summary>
+    public IReadOnlyList<QueuedMail> List(QueueFilter? filter = null)
+    {
+        var now = Clock.GetUtcNow();
+        var active = new HashSet<string>(SafeNames(Layout.ActiveDir), StringComparer.Ordinal);
+        string[] ids = filter?.Ids is { } wanted
+            ? wanted.Where(QueueId.IsValid).Distinct().ToArray()
+            : SafeNames(Layout.EnvDir).Where(QueueId.IsValid).ToArray();
+
+        var found = new QueuedMail?[ids.Length];
+        Parallel.For(0, ids.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            Envelope? envelope;
+            try { envelope = ReadEnvelope(ids[i]); }
+            catch (Exception ex) when (ex is JsonException or InvalidDataException or IOException) { envelope = null; }
+            if (envelope is null) return; // removed meanwhile, or unreadable
+            var mail = new QueuedMail(envelope, active.Contains(ids[i]), now);
+            if (filter is null || filter.Matches(mail)) found[i] = mail;
+        });
+
+        var result = new List<QueuedMail>(ids.Length);
+        foreach (var m in found) if (m is not null) result.Add(m);
+        result.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        return result;
+    }
+
+    private static IEnumerable<string> SafeNames(string directory)
+    {
+        IEnumerable<string> paths;
+        try { paths = Directory.EnumerateFiles(directory); }
+        catch (DirectoryNotFoundException) { yield break; }
+        foreach (var p in paths) yield return Path.GetFileName(p);
+    }
+
+    // ---------------------------------------------------------------- operator actions
+
+    /// <summary>Holds every recipient still waiting: not scheduled, never expires, until released.</summary>
+    /// <exception cref="QueuedMessageNotFoundException">Not queued.</exception>
+    public Task<QueuedMail> HoldAsync(string id, CancellationToken cancellationToken = default) =>
+        MutateAsync(id, JournalEventType.Held, r =>
+        {
+            if (r.State is not (RecipientState.Pending or RecipientState.Deferred)) return false;
+            r.State = RecipientState.Held;
+            return true;
+        }, cancellationToken);
+
+    /// <summary>Releases held recipients; they are due at once.</summary>
+    /// <exception cref="QueuedMessageNotFoundException">Not queued.</exception>
+    public Task<QueuedMail> ReleaseAsync(string id, CancellationToken cancellationToken = default) =>
+        MutateAsync(id, JournalEventType.Released, r =>
+        {
+            if (r.State != RecipientState.Held) return false;
+            r.State = r.Attempts > 0 ? RecipientState.Deferred : RecipientState.Pending;
+            r.NextAttempt = null;
+            return true;
+        }, cancellationToken);
+
+    /// <summary>Makes deferred recipients due now (what a flush does before the delivery pass).</summary>
+    /// <exception cref="QueuedMessageNotFoundException">Not queued.</exception>
+    public Task<QueuedMail> MakeDueAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var now = Clock.GetUtcNow();
+        return MutateAsync(id, JournalEventType.MadeDue, r =>
+        {
+            if (r.State is not (RecipientState.Pending or RecipientState.Deferred) || r.NextAttempt is null || r.NextAttempt <= now) return false;
+            r.NextAttempt = null;
+            return true;
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Removes the message from the queue: it is gone the instant its envelope is unlinked.
+    /// A delivery in flight finishes, and its results are dropped.
+    /// </summary>
+    /// <returns>The message as it was just before removal.</returns>
+    /// <exception cref="QueuedMessageNotFoundException">Not queued.</exception>
+    public async Task<QueuedMail> RemoveAsync(string id, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        QueuedMail before;
+        using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
+        {
+            before = Find(id) ?? throw new QueuedMessageNotFoundException(id);
+            File.Delete(Layout.Env(id));
+            DurableFile.SyncDirectory(Layout.EnvDir);
+            File.Delete(Layout.Mess(id));
+            AppendJournalLocked(id, [new JournalEvent { Time = Clock.GetUtcNow(), Event = JournalEventType.Removed, Detail = reason }]);
+        }
+        QueueTrigger.Pull(QueuePath);
+        return before;
+    }
+
+    private async Task<QueuedMail> MutateAsync(string id, JournalEventType eventType, Func<EnvelopeRecipient, bool> change, CancellationToken cancellationToken)
+    {
+        if (!QueueId.IsValid(id)) throw new QueuedMessageNotFoundException(id);
+        Envelope envelope;
+        bool changed;
+        using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
+        {
+            envelope = ReadEnvelope(id) ?? throw new QueuedMessageNotFoundException(id);
+            var now = Clock.GetUtcNow();
+            var touched = new List<string>();
+            foreach (var r in envelope.Recipients)
+            {
+                if (!change(r)) continue;
+                r.Updated = now;
+                touched.Add(r.Address);
+            }
+            changed = touched.Count > 0;
+            if (changed)
+            {
+                WriteEnvelopeLocked(envelope);
+                AppendJournalLocked(id, touched.Select(a => new JournalEvent { Time = now, Event = eventType, Recipient = a }).ToArray());
+            }
+        }
+        if (changed) QueueTrigger.Pull(QueuePath);
+        return new QueuedMail(envelope, File.Exists(Layout.Active(id)), Clock.GetUtcNow());
+    }
+
+    internal Task<IDisposable> LockAsync(string id, CancellationToken cancellationToken) => _locks.AcquireAsync(id, cancellationToken);
+
+    /// <summary>Replaces env/&lt;id&gt; durably. Caller holds the id's lock.</summary>
+    internal void WriteEnvelopeLocked(Envelope envelope)
+    {
+        string tmp = Layout.Tmp(envelope.Id) + "." + Interlocked.Increment(ref _tmpCounter).ToString("x");
+        try
+        {
+            using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1))
+            {
+                f.Write(QueueJson.Serialize(envelope));
+                f.Flush(flushToDisk: true);
+            }
+            DurableFile.Rename(tmp, Layout.Env(envelope.Id));
+            DurableFile.SyncDirectory(Layout.EnvDir);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { }
+            throw;
+        }
+    }
+
+    // ---------------------------------------------------------------- journal
+
+    /// <summary>Appends events to the message's journal (it outlives the message; see JournalRetention).</summary>
+    public async Task AppendJournalAsync(string id, IReadOnlyList<JournalEvent> events, CancellationToken cancellationToken = default)
+    {
+        using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
+            AppendJournalLocked(id, events);
+    }
+
+    private void AppendJournalLocked(string id, IReadOnlyList<JournalEvent> events)
+    {
+        var buffer = new MemoryStream();
+        foreach (var e in events)
+        {
+            JsonSerializer.Serialize(buffer, e, QueueJsonContext.Default.JournalEvent);
+            buffer.WriteByte((byte)'\n');
+        }
+        using var f = new FileStream(Layout.Journal(id), FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1);
+        f.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    /// <summary>Every journaled event of the message, oldest first; empty when none is known.</summary>
+    public IReadOnlyList<JournalEvent> ReadJournal(string id)
+    {
+        if (!QueueId.IsValid(id)) return [];
+        string[] lines;
+        try { lines = File.ReadAllLines(Layout.Journal(id), Encoding.UTF8); }
+        catch (FileNotFoundException) { return []; }
+        var events = new List<JournalEvent>(lines.Length);
+        foreach (var line in lines)
+        {
+            if (line.Length == 0) continue;
+            try
+            {
+                if (JsonSerializer.Deserialize(line, QueueJsonContext.Default.JournalEvent) is { } e) events.Add(e);
+            }
+            catch (JsonException)
+            {
+                // A line cut short by a crash; the rest of the journal is still good.
+            }
+        }
+        return events;
+    }
+
+    /// <summary>Queue ids whose message carried this Message-ID (with or without angle brackets), queued or journaled.</summary>
+    public IReadOnlyList<string> FindByMessageId(string messageId)
+    {
+        string wanted = messageId.Trim().Trim('<', '>');
+        var ids = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var id in SafeNames(Layout.JournalDir).Where(QueueId.IsValid))
+        {
+            var first = ReadJournal(id).FirstOrDefault(e => e.Event == JournalEventType.Received);
+            if (first?.MessageId is { } mid && string.Equals(mid.Trim().Trim('<', '>'), wanted, StringComparison.Ordinal)) ids.Add(id);
+        }
+        return ids.ToList();
+    }
+
+    // ---------------------------------------------------------------- serving and sweeping
+
+    /// <summary>
+    /// Takes the exclusive right to serve (deliver from) this queue; null when another process
+    /// has it. Dispose to give it up. The lock dies with the process.
+    /// </summary>
+    public IDisposable? TryAcquireServerLock()
+    {
+        try
+        {
+            var f = new FileStream(Layout.ServerLock, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1);
+            f.SetLength(0);
+            f.Write(Encoding.ASCII.GetBytes(Environment.ProcessId + "\n"));
+            f.Flush();
+            return f;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>True while some process (this one included) holds the server lock.</summary>
+    public bool IsServed()
+    {
+        using var probe = TryAcquireServerLock();
+        return probe is null;
+    }
+
+    /// <summary>
+    /// Removes crash leftovers (docs/queue.md, "The sweep"). Safe at any time from any process:
+    /// it only removes files no live writer holds. With <paramref name="asServer"/> (the caller
+    /// holds the server lock) it also clears delivery markers and journals possible duplicates.
+    /// </summary>
+    public SweepReport Sweep(bool asServer)
+    {
+        int tmpRemoved = 0, orphans = 0, expired = 0;
+        foreach (var name in SafeNames(Layout.TmpDir).ToList())
+            if (TryRemoveUnheld(Path.Combine(Layout.TmpDir, name), envelopeToKeep: null)) tmpRemoved++;
+
+        var committed = new HashSet<string>(SafeNames(Layout.EnvDir), StringComparer.Ordinal);
+        foreach (var id in SafeNames(Layout.MessDir).ToList())
+            if (!committed.Contains(id) && TryRemoveUnheld(Path.Combine(Layout.MessDir, id), Path.Combine(Layout.EnvDir, id))) orphans++;
+
+        var interrupted = new List<string>();
+        if (asServer)
+        {
+            var now = Clock.GetUtcNow();
+            foreach (var id in SafeNames(Layout.ActiveDir).ToList())
+            {
+                if (QueueId.IsValid(id) && committed.Contains(id))
+                {
+                    interrupted.Add(id);
+                    AppendJournalLocked(id, [new JournalEvent
+                    {
+                        Time = now, Event = JournalEventType.PossibleDuplicate,
+                        Detail = "a delivery was in flight when the server stopped; recipients not recorded as done are tried again",
+                    }]);
+                }
+                File.Delete(Path.Combine(Layout.ActiveDir, id));
+            }
+        }
+
+        var cutoff = Clock.GetUtcNow() - _options.JournalRetention;
+        foreach (var id in SafeNames(Layout.JournalDir).ToList())
+        {
+            if (committed.Contains(id)) continue;
+            string path = Path.Combine(Layout.JournalDir, id);
+            if (File.GetLastWriteTimeUtc(path) < cutoff.UtcDateTime)
+            {
+                File.Delete(path);
+                expired++;
+            }
+        }
+        return new SweepReport(tmpRemoved, orphans, interrupted, expired);
+    }
+
+    /// <summary>Deletes <paramref name="path"/> unless a live writer holds it (its exclusive lock) or its envelope appeared.</summary>
+    private static bool TryRemoveUnheld(string path, string? envelopeToKeep)
+    {
+        try
+        {
+            using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1)) { }
+        }
+        catch (IOException)
+        {
+            return false; // held by its writer, or gone already
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+        if (envelopeToKeep is not null && File.Exists(envelopeToKeep)) return false; // committed meanwhile
+        File.Delete(path);
+        return true;
+    }
+
+    public void Dispose()
+    {
+        if (_committer.IsValueCreated) _committer.Value.Dispose();
+        _locks.Dispose();
+    }
+}

@@ -1,0 +1,141 @@
+using System.IO.Pipes;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace MailOps.Core.Queue;
+
+/// <summary>
+/// The cross-process wake-up of the serving process (qmail's lock/trigger, Postfix's
+/// public/pickup): a Unix datagram socket <c>&lt;queue&gt;/trigger</c>, or on Windows a named pipe
+/// named after the queue path. <see cref="Pull"/> never blocks and never fails the caller.
+/// </summary>
+public static class QueueTrigger
+{
+    /// <summary>Wakes whatever process serves the queue, if any.</summary>
+    public static void Pull(string queuePath)
+    {
+        try
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                using var pipe = new NamedPipeClientStream(".", PipeName(queuePath), PipeDirection.Out);
+                pipe.Connect(0);
+                pipe.WriteByte(1);
+                return;
+            }
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+            socket.Blocking = false;
+            socket.SendTo(new byte[] { 1 }, new UnixDomainSocketEndPoint(SocketPath(queuePath)));
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or TimeoutException or UnauthorizedAccessException)
+        {
+            // Nobody is listening (no server), or its buffer is full (it is awake already).
+        }
+    }
+
+    /// <summary>The socket path; a short path in the temp directory when the queue path is too long for sun_path.</summary>
+    internal static string SocketPath(string queuePath)
+    {
+        string path = Path.Combine(Path.GetFullPath(queuePath), "trigger");
+        if (Encoding.UTF8.GetByteCount(path) < 100) return path;
+        return Path.Combine(Path.GetTempPath(), "mailops-trigger-" + Hash(queuePath) + ".sock");
+    }
+
+    internal static string PipeName(string queuePath) => "mailops-" + Hash(queuePath);
+
+    private static string Hash(string queuePath)
+    {
+        string full = Path.GetFullPath(queuePath).TrimEnd(Path.DirectorySeparatorChar);
+        if (OperatingSystem.IsWindows()) full = full.ToUpperInvariant();
+        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(full)), 0, 8).ToLowerInvariant();
+    }
+}
+
+/// <summary>
+/// The serving side of <see cref="QueueTrigger"/>. Pulls are coalesced: however many arrive
+/// while the owner is busy, the next <see cref="WaitAsync"/> returns once.
+/// </summary>
+public sealed class QueueTriggerListener : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _signal = new(0, 1);
+    private readonly Task _loop;
+    private readonly Socket? _socket;
+    private readonly string? _socketPath;
+    private readonly string _queuePath;
+
+    /// <summary>Starts listening. Only the process holding the server lock should do this.</summary>
+    public QueueTriggerListener(string queuePath)
+    {
+        _queuePath = queuePath;
+        if (OperatingSystem.IsWindows())
+        {
+            _loop = Task.Run(PipeLoopAsync);
+            return;
+        }
+        _socketPath = QueueTrigger.SocketPath(queuePath);
+        File.Delete(_socketPath); // left by a previous server; we hold the server lock
+        _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        _socket.Bind(new UnixDomainSocketEndPoint(_socketPath));
+        _loop = Task.Run(SocketLoopAsync);
+    }
+
+    /// <summary>Number of pulls received (for diagnostics).</summary>
+    public long Pulls => Interlocked.Read(ref _pulls);
+    private long _pulls;
+
+    /// <summary>Completes when the trigger was pulled since the last call returned.</summary>
+    public Task WaitAsync(CancellationToken cancellationToken = default) => _signal.WaitAsync(cancellationToken);
+
+    private void Signal()
+    {
+        Interlocked.Increment(ref _pulls);
+        lock (_signal)
+        {
+            if (_signal.CurrentCount == 0) _signal.Release();
+        }
+    }
+
+    private async Task SocketLoopAsync()
+    {
+        var buffer = new byte[64];
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await _socket!.ReceiveAsync(buffer, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                Signal();
+            }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException) { await Task.Delay(100).ConfigureAwait(false); }
+        }
+    }
+
+    private async Task PipeLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await using var server = new NamedPipeServerStream(QueueTrigger.PipeName(_queuePath), PipeDirection.In,
+                    NamedPipeServerStream.MaxAllowedServerInstances, PipeTransmissionMode.Byte, PipeOptions.Asynchronous);
+                await server.WaitForConnectionAsync(_stop.Token).ConfigureAwait(false);
+                Signal();
+            }
+            catch (OperationCanceledException) { return; }
+            catch (IOException) { await Task.Delay(100).ConfigureAwait(false); }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested) return;
+        _stop.Cancel();
+        _socket?.Dispose();
+        try { await _loop.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        if (_socketPath is not null) try { File.Delete(_socketPath); } catch (IOException) { }
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,116 @@
+namespace MailOps.Core.Queue;
+
+/// <summary>The states an operator sees (spec §3).</summary>
+public enum MessageState
+{
+    Queued,
+    Active,
+    Deferred,
+    Held,
+    Bounced,
+    /// <summary>Only in the journal: the message has left the queue.</summary>
+    Delivered,
+}
+
+/// <summary>
+/// A queued message as listed: its envelope plus the derived operator state. This is the
+/// object behind <c>Get-MailQueue</c> and <c>mailops queue</c>.
+/// </summary>
+public sealed class QueuedMail
+{
+    internal QueuedMail(Envelope envelope, bool active, DateTimeOffset now)
+    {
+        Envelope = envelope;
+        State = DeriveState(envelope, active);
+        Age = now - envelope.Arrived;
+    }
+
+    public Envelope Envelope { get; }
+    public string Id => Envelope.Id;
+    public MessageState State { get; }
+    /// <summary>Envelope sender; "&lt;&gt;" for the null sender.</summary>
+    public string Sender => Envelope.IsBounce ? "<>" : Envelope.Sender;
+    public string[] Recipients => Envelope.Recipients.Select(r => r.Address).ToArray();
+    public long Size => Envelope.Size;
+    public DateTimeOffset Arrived => Envelope.Arrived;
+    public TimeSpan Age { get; }
+    public int Attempts => Envelope.Recipients.Count == 0 ? 0 : Envelope.Recipients.Max(r => r.Attempts);
+    public DateTimeOffset? NextAttempt => Envelope.Recipients
+        .Where(r => r.State is RecipientState.Pending or RecipientState.Deferred && r.NextAttempt is not null)
+        .Min(r => r.NextAttempt);
+    public string? LastError => Envelope.Recipients
+        .Where(r => r.LastError is not null)
+        .OrderByDescending(r => r.Updated)
+        .Select(r => r.LastError)
+        .FirstOrDefault();
+    public string? MessageId => Envelope.MessageId;
+    public string? Subject => Envelope.Subject;
+
+    /// <summary>Domains of the recipients that still wait for delivery.</summary>
+    public IEnumerable<string> PendingDomains => Envelope.Recipients
+        .Where(r => !r.IsFinal)
+        .Select(r => DomainOf(r.Address))
+        .Distinct(StringComparer.OrdinalIgnoreCase);
+
+    internal static string DomainOf(string address)
+    {
+        int at = address.LastIndexOf('@');
+        return at < 0 ? "" : address[(at + 1)..].ToLowerInvariant();
+    }
+
+    private static MessageState DeriveState(Envelope e, bool active)
+    {
+        var rs = e.Recipients;
+        if (rs.Any(r => r.State == RecipientState.Held)) return MessageState.Held;
+        if (active) return MessageState.Active;
+        if (rs.Count > 0 && rs.All(r => r.IsFinal))
+            return rs.Any(r => r.State == RecipientState.Bounced) ? MessageState.Bounced : MessageState.Delivered;
+        if (rs.Any(r => r.State == RecipientState.Deferred)) return MessageState.Deferred;
+        return MessageState.Queued;
+    }
+}
+
+/// <summary>Which messages a listing returns. Every criterion that is set must match.</summary>
+public sealed class QueueFilter
+{
+    public IReadOnlyCollection<string>? Ids { get; init; }
+    public MessageState? State { get; init; }
+    /// <summary>Sender address; '*' and '?' wildcards, case-insensitive.</summary>
+    public string? Sender { get; init; }
+    /// <summary>Any recipient address; '*' and '?' wildcards, case-insensitive.</summary>
+    public string? Recipient { get; init; }
+    /// <summary>Domain of any recipient still waiting for delivery.</summary>
+    public string? Domain { get; init; }
+    public TimeSpan? OlderThan { get; init; }
+
+    internal bool Matches(QueuedMail m)
+    {
+        if (State is { } s && m.State != s) return false;
+        if (Sender is not null && !Wildcard.IsMatch(m.Sender, Sender)) return false;
+        if (Recipient is not null && !m.Recipients.Any(r => Wildcard.IsMatch(r, Recipient))) return false;
+        if (Domain is not null && !m.PendingDomains.Any(d => Wildcard.IsMatch(d, Domain))) return false;
+        if (OlderThan is { } age && m.Age < age) return false;
+        return true;
+    }
+}
+
+internal static class Wildcard
+{
+    /// <summary>Case-insensitive match with '*' (any run) and '?' (one character).</summary>
+    public static bool IsMatch(string text, string pattern)
+    {
+        int t = 0, p = 0, star = -1, mark = 0;
+        while (t < text.Length)
+        {
+            if (p < pattern.Length && (pattern[p] == '?' || char.ToLowerInvariant(pattern[p]) == char.ToLowerInvariant(text[t])))
+            { t++; p++; }
+            else if (p < pattern.Length && pattern[p] == '*')
+            { star = p++; mark = t; }
+            else if (star >= 0)
+            { p = star + 1; t = ++mark; }
+            else return false;
+        }
+        while (p < pattern.Length && pattern[p] == '*') p++;
+        return p == pattern.Length;
+    }
+}
