@@ -87,6 +87,10 @@ public sealed class MailOpsConfig
             throw new ConfigException($"Cannot read {path}: {ex.Message}", ex);
         }
         config ??= new MailOpsConfig();
+        // The serializer builds its own dictionaries: give domain and address keys their comparer back.
+        config.VirtualDomains = new(config.VirtualDomains, StringComparer.OrdinalIgnoreCase);
+        config.Routes = new(config.Routes, StringComparer.OrdinalIgnoreCase);
+        config.Aliases = new(config.Aliases, StringComparer.OrdinalIgnoreCase);
         config.Validate(path);
         return config;
     }

@@ -5,16 +5,32 @@ namespace MailOps.Core.Queue;
 /// semaphore per stripe of ids, then a byte-range lock on <c>lock/mutate</c> (one byte per
 /// stripe; fcntl on Unix, LockFileEx on Windows). The byte-range lock is released by the
 /// kernel if the process dies, so a crash never leaves a message locked.
+/// POSIX byte-range locks belong to the process, not to a handle, so every store of one queue in
+/// one process shares one instance (<see cref="For"/>): the semaphores are what exclude them.
 /// </summary>
-internal sealed class MutationLocks : IDisposable
+internal sealed class MutationLocks
 {
     private const int Stripes = 64;
+    private static readonly Dictionary<string, MutationLocks> ByPath = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim[] _local = Enumerable.Range(0, Stripes).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
     private readonly FileStream _file;
 
-    public MutationLocks(string lockFile)
+    private MutationLocks(string lockFile)
     {
         _file = new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+    }
+
+    /// <summary>The process-wide locks of the queue whose lock file is <paramref name="lockFile"/>. Kept open for the process's life.</summary>
+    public static MutationLocks For(string lockFile)
+    {
+        string key = Path.GetFullPath(lockFile);
+        if (OperatingSystem.IsWindows()) key = key.ToUpperInvariant();
+        lock (ByPath)
+        {
+            // A queue deleted and made anew has a new lock file: the old handle would lock nothing.
+            if (!ByPath.TryGetValue(key, out var locks) || !File.Exists(key)) ByPath[key] = locks = new MutationLocks(key);
+            return locks;
+        }
     }
 
     // FileStream.Lock is unsupported on macOS; MailOps serves Linux and Windows.
@@ -62,8 +78,6 @@ internal sealed class MutationLocks : IDisposable
     }
 
 #pragma warning restore CA1416
-
-    public void Dispose() => _file.Dispose();
 
     private sealed class Holder(MutationLocks owner, int stripe) : IDisposable
     {

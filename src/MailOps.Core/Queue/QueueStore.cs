@@ -30,7 +30,7 @@ public sealed class QueueStore : IDisposable
         Layout = new QueueLayout(path);
         _options = options;
         foreach (var dir in Layout.AllDirectories) Directory.CreateDirectory(dir);
-        _locks = new MutationLocks(Layout.MutateLock);
+        _locks = MutationLocks.For(Layout.MutateLock);
         _committer = new Lazy<GroupCommitter>(() => new GroupCommitter(Layout.MessDir, Layout.EnvDir));
     }
 
@@ -329,7 +329,15 @@ public sealed class QueueStore : IDisposable
             JsonSerializer.Serialize(buffer, e, QueueJsonContext.Default.JournalEvent);
             buffer.WriteByte((byte)'\n');
         }
-        using var f = new FileStream(Layout.Journal(id), FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1);
+        using var f = new FileStream(Layout.Journal(id), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
+        long end = f.Length;
+        if (end > 0)
+        {
+            // A crash may have cut the last line short: start on a fresh line so this event survives.
+            f.Position = end - 1;
+            if (f.ReadByte() != '\n') f.WriteByte((byte)'\n');
+        }
+        f.Position = Math.Max(end, f.Position);
         f.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 
@@ -469,6 +477,5 @@ public sealed class QueueStore : IDisposable
     public void Dispose()
     {
         if (_committer.IsValueCreated) _committer.Value.Dispose();
-        _locks.Dispose();
     }
 }

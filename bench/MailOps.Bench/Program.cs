@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using MailOps.Core.Queue;
+
+namespace MailOps.Bench;
+
+/// <summary>
+/// Queue benchmarks and load generators (bench/README.md). Every loop is bounded by a count or
+/// stops with its parent (loop mode is killed by the crash test).
+///   compare --dir D [--count N] [--size B] [--writers 1,20] [--reps R]   naive loop vs group commit
+///   fill    --queue D --count N [--size B] [--writers W]                   preload a queue
+///   loop    --queue D [--size B] [--writers W]                             enqueue until killed; prints "id sha256"
+///   memory  --queue D                                                      hold every queued message in memory; report RSS
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0) { Console.Error.WriteLine("usage: mailops-bench compare|fill|loop|memory [options]"); return 64; }
+        var options = ParseOptions(args[1..]);
+        string Get(string name, string fallback) => options.TryGetValue(name, out var v) ? v : fallback;
+        int size = int.Parse(Get("size", "4096"));
+        switch (args[0])
+        {
+            case "compare":
+                await CompareAsync(Get("dir", Path.Combine(Path.GetTempPath(), "mailops-bench")), int.Parse(Get("count", "2000")), size,
+                    Get("writers", "1,20").Split(',').Select(int.Parse).ToArray(), int.Parse(Get("reps", "3")));
+                return 0;
+            case "fill":
+            {
+                using var store = QueueStore.Open(options["queue"]);
+                var sw = Stopwatch.StartNew();
+                int count = int.Parse(options["count"]);
+                await EnqueueManyAsync(store, count, int.Parse(Get("writers", "20")), size, onCommitted: null);
+                Console.WriteLine($"filled {count} messages in {sw.Elapsed.TotalSeconds:F1} s");
+                return 0;
+            }
+            case "loop":
+            {
+                using var store = QueueStore.Open(options["queue"]);
+                var stdout = Console.Out;
+                await EnqueueManyAsync(store, int.MaxValue, int.Parse(Get("writers", "4")), size, (id, hash) =>
+                {
+                    lock (stdout) { stdout.WriteLine($"{id} {hash}"); stdout.Flush(); }
+                });
+                return 0;
+            }
+            case "memory":
+                return Memory(options["queue"]);
+            default:
+                Console.Error.WriteLine($"unknown mode {args[0]}");
+                return 64;
+        }
+    }
+
+    private static Dictionary<string, string> ParseOptions(string[] args)
+    {
+        var result = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < args.Length; i += 2) result[args[i].TrimStart('-')] = args[i + 1];
+        return result;
+    }
+
+    internal static byte[] MakeBody(int size, int seed)
+    {
+        var sb = new StringBuilder();
+        sb.Append($"From: bench@client.bench.test\r\nTo: user@bench.test\r\nSubject: bench {seed}\r\nMessage-ID: <{Guid.NewGuid():N}@bench.test>\r\n\r\n");
+        var random = new Random(seed);
+        while (sb.Length < size)
+        {
+            var line = new char[Math.Min(76, Math.Max(1, size - sb.Length))];
+            for (int i = 0; i < line.Length; i++) line[i] = (char)('a' + random.Next(26));
+            sb.Append(line).Append("\r\n");
+        }
+        return Encoding.ASCII.GetBytes(sb.ToString());
+    }
+
+    private static Envelope NewEnvelope() => new()
+    {
+        Sender = "bench@client.bench.test",
+        Recipients = [new EnvelopeRecipient { Address = "user@bench.test" }],
+        Origin = MessageOrigin.Submit,
+    };
+
+    /// <summary>Enqueues <paramref name="count"/> messages with <paramref name="writers"/> concurrent writers.</summary>
+    private static async Task EnqueueManyAsync(QueueStore store, int count, int writers, int size, Action<string, string>? onCommitted)
+    {
+        int next = 0;
+        var tasks = Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            while (true)
+            {
+                int n = Interlocked.Increment(ref next);
+                if (n > count) return;
+                var body = MakeBody(size, n);
+                string id = await store.EnqueueAsync(NewEnvelope(), new MemoryStream(body));
+                onCommitted?.Invoke(id, Convert.ToHexString(SHA256.HashData(body)));
+            }
+        })).ToArray();
+        await Task.WhenAll(tasks);
+    }
+
+    /// <summary>One message at a time: write, fsync, rename, fsync the directory. What a simple spool does.</summary>
+    private static void NaiveLoop(string dir, int count, int size)
+    {
+        Directory.CreateDirectory(Path.Combine(dir, "tmp"));
+        Directory.CreateDirectory(Path.Combine(dir, "new"));
+        for (int i = 0; i < count; i++)
+        {
+            string name = $"{i}-{Environment.ProcessId}";
+            string tmp = Path.Combine(dir, "tmp", name);
+            using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1))
+            {
+                f.Write(MakeBody(size, i));
+                f.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, Path.Combine(dir, "new", name));
+            DurableFile.SyncDirectory(Path.Combine(dir, "new")); // the same fsync(2) of a directory the store uses
+        }
+    }
+
+    private static async Task CompareAsync(string root, int count, int size, int[] writerCounts, int reps)
+    {
+        Console.WriteLine($"durable enqueue, {count} messages of {size} octets per run, {reps} reps interleaved, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"{"method",-24} {"writers",7} {"median msg/s",12} {"min",8} {"max",8}");
+        var results = new Dictionary<string, List<double>>();
+        void Record(string key, double rate) { if (!results.TryGetValue(key, out var l)) results[key] = l = new(); l.Add(rate); }
+
+        for (int rep = 0; rep < reps; rep++)
+        {
+            string naiveDir = Path.Combine(root, $"naive-{rep}");
+            var sw = Stopwatch.StartNew();
+            NaiveLoop(naiveDir, count, size);
+            Record("naive loop|1", count / sw.Elapsed.TotalSeconds);
+            Directory.Delete(naiveDir, true);
+
+            foreach (int writers in writerCounts)
+            {
+                string queueDir = Path.Combine(root, $"queue-{rep}-{writers}");
+                using (var store = QueueStore.Open(queueDir))
+                {
+                    await EnqueueManyAsync(store, 50, writers, size, null); // warm-up: JIT, threads
+                    sw.Restart();
+                    await EnqueueManyAsync(store, count, writers, size, null);
+                    Record($"queue store|{writers}", count / sw.Elapsed.TotalSeconds);
+                    if (Environment.GetEnvironmentVariable("BENCH_VERBOSE") == "1")
+                        Console.WriteLine($"  {writers} writers: {store.Committer.Committed} commits in {store.Committer.Batches} batches");
+                    if (store.List().Count != count + 50) throw new InvalidOperationException("lost messages");
+                }
+                Directory.Delete(queueDir, true);
+            }
+        }
+        double naiveMedian = Median(results["naive loop|1"]);
+        foreach (var (key, rates) in results)
+        {
+            var parts = key.Split('|');
+            double median = Median(rates);
+            Console.WriteLine($"{parts[0],-24} {parts[1],7} {median,12:F0} {rates.Min(),8:F0} {rates.Max(),8:F0}   x{median / naiveMedian:F2} naive");
+        }
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static int Memory(string queue)
+    {
+        using var store = QueueStore.Open(queue);
+        var sw = Stopwatch.StartNew();
+        var all = store.List();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        using var self = Process.GetCurrentProcess();
+        self.Refresh();
+        Console.WriteLine($"{all.Count} messages held in memory, loaded in {sw.Elapsed.TotalSeconds:F2} s: " +
+                          $"managed heap {GC.GetTotalMemory(false) / 1048576.0:F1} MiB, resident {self.WorkingSet64 / 1048576.0:F1} MiB, peak resident {self.PeakWorkingSet64 / 1048576.0:F1} MiB");
+        GC.KeepAlive(all);
+        return 0;
+    }
+}

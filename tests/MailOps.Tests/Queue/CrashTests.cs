@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using MailOps.Core.Queue;
+using Xunit.Abstractions;
+
+namespace MailOps.Tests.Queue;
+
+/// <summary>
+/// Behaviour 1 and 2: a writer killed with SIGKILL at any moment loses no acknowledged message
+/// and leaves nothing half-written visible; the sweep removes its leftovers.
+/// </summary>
+public class CrashTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TempQueue _q = new();
+    public void Dispose() => _q.Dispose();
+
+    [Fact]
+    public async Task Sigkill_at_random_moments_loses_no_acknowledged_message()
+    {
+        const int rounds = 12;
+        var random = new Random(20261122);
+        var acknowledged = new Dictionary<string, string>(); // id -> sha256 of the body
+        int leftoversSwept = 0;
+
+        for (int round = 0; round < rounds; round++)
+        {
+            var psi = Programs.StartInfo("dotnet", [Programs.BenchDll, "loop", "--queue", _q.QueuePath, "--writers", "4", "--size", "3000"]);
+            using var child = Process.Start(psi)!;
+            var lines = new List<string>();
+            var errors = new System.Text.StringBuilder();
+            var errorReader = Task.Run(async () =>
+            {
+                while (await child.StandardError.ReadLineAsync() is { } line) lock (errors) errors.AppendLine(line);
+            });
+            var reader = Task.Run(async () =>
+            {
+                while (await child.StandardOutput.ReadLineAsync() is { } line) lock (lines) lines.Add(line);
+            });
+
+            // Wait until it is enqueueing, then kill it at a random moment.
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                lock (lines) if (lines.Count > 0) break;
+                if (deadline.Elapsed > TimeSpan.FromSeconds(30))
+                {
+                    child.Kill();
+                    lock (errors) Assert.Fail("the loop printed nothing in 30 s: " + errors);
+                }
+                await Task.Delay(10);
+            }
+            await Task.Delay(random.Next(5, 400));
+            child.Kill(); // SIGKILL on Unix, to this one process
+            await child.WaitForExitAsync();
+            await reader;
+            await errorReader;
+
+            foreach (var line in lines)
+            {
+                var parts = line.Split(' ');
+                if (parts.Length == 2 && QueueId.IsValid(parts[0]) && parts[1].Length == 64) acknowledged[parts[0]] = parts[1];
+            }
+
+            using var store = _q.Open();
+            var report = store.Sweep(asServer: true);
+            leftoversSwept += report.TmpRemoved + report.OrphanBodiesRemoved;
+            AssertQueueIsWhole(store, acknowledged);
+        }
+
+        output.WriteLine($"{rounds} kills, {acknowledged.Count} acknowledged messages, {leftoversSwept} leftovers swept");
+        Assert.True(acknowledged.Count >= rounds, "too few messages were acknowledged to say anything");
+        Assert.True(leftoversSwept > 0, "no kill ever interrupted a write: the test did not exercise the sweep");
+    }
+
+    private void AssertQueueIsWhole(QueueStore store, Dictionary<string, string> acknowledged)
+    {
+        var listed = store.List().ToDictionary(m => m.Id);
+        foreach (var (id, hash) in acknowledged)
+        {
+            Assert.True(listed.ContainsKey(id), $"acknowledged message {id} is not in the queue");
+            using var body = store.OpenBody(id);
+            Assert.Equal(hash, Convert.ToHexString(SHA256.HashData(body)));
+            Assert.Equal(body.Length, listed[id].Size);
+        }
+        // No partial entry: nothing in tmp/, every body has its envelope and vice versa, every envelope parses.
+        Assert.Empty(_q.Files("tmp"));
+        Assert.Equal(_q.Files("env").Order(), _q.Files("mess").Order());
+        Assert.Equal(_q.Files("env").Length, listed.Count);
+    }
+}

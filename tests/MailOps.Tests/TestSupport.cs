@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Text;
+using MailOps.Core.Queue;
+
+namespace MailOps.Tests;
+
+/// <summary>A queue in a fresh temporary directory, deleted afterwards.</summary>
+public sealed class TempQueue : IDisposable
+{
+    public TempQueue()
+    {
+        Root = Path.Combine(Path.GetTempPath(), "mailops-test-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(Root);
+        QueuePath = Path.Combine(Root, "queue");
+    }
+
+    public string Root { get; }
+    public string QueuePath { get; }
+
+    public QueueStore Open(QueueStoreOptions? options = null) => QueueStore.Open(QueuePath, options);
+
+    public string[] Files(string sub) =>
+        Directory.Exists(Path.Combine(QueuePath, sub)) ? Directory.GetFiles(Path.Combine(QueuePath, sub)).Select(p => Path.GetFileName(p)).ToArray() : [];
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
+
+public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
+}
+
+/// <summary>Where the build put the programs under test, and how to run them as a user would.</summary>
+public static class Programs
+{
+    public static readonly string RepoRoot = FindRepoRoot();
+    private static readonly string Configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
+
+    /// <summary>The mailops apphost, exactly as the build leaves it.</summary>
+    public static string Mailops => Path.Combine(RepoRoot, "src", "MailOps.Cli", "bin", Configuration, "net8.0", OperatingSystem.IsWindows() ? "mailops.exe" : "mailops");
+
+    public static string BenchDll => Path.Combine(RepoRoot, "bench", "MailOps.Bench", "bin", Configuration, "net10.0", "mailops-bench.dll");
+
+    private static string FindRepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MailOps.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("MailOps.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    public static ProcessStartInfo StartInfo(string fileName, IEnumerable<string> args, IDictionary<string, string?>? env = null)
+    {
+        var psi = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment.Remove("MAILOPS_QUEUE");
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        return psi;
+    }
+
+    public static async Task<ProcessResult> RunAsync(string fileName, IEnumerable<string> args, string? stdin = null,
+        IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
+    {
+        using var p = Process.Start(StartInfo(fileName, args, env))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            var bytes = Encoding.UTF8.GetBytes(stdin);
+            await p.StandardInput.BaseStream.WriteAsync(bytes);
+        }
+        p.StandardInput.Close();
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{fileName} {string.Join(' ', args)} did not finish in time");
+        }
+        return new ProcessResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    public static Task<ProcessResult> MailopsAsync(string? stdin, params string[] args) => RunAsync(Mailops, args, stdin);
+}
