@@ -10,7 +10,8 @@ namespace MailOps.Bench;
 /// stops with its parent (loop mode is killed by the crash test).
 ///   compare --dir D [--count N] [--size B] [--writers 1,20] [--reps R]   naive loop vs group commit
 ///   fill    --queue D --count N [--size B] [--writers W]                   preload a queue
-///   loop    --queue D [--size B] [--writers W]                             enqueue until killed; prints "id sha256"
+///   loop    --queue D [--size B] [--writers W] [--seconds S] [--count N]   enqueue until killed, S seconds (60), N messages
+///                                                                          (100000) or stdin closing; prints "id sha256"
 ///   memory  --queue D                                                      hold every queued message in memory; report RSS
 /// </summary>
 public static class Program
@@ -38,12 +39,18 @@ public static class Program
             }
             case "loop":
             {
+                // Meant to be killed (the crash test), but stops by itself: after a time limit, a count,
+                // or when stdin reaches EOF, which is what happens when the parent that owns the pipe dies.
                 using var store = QueueStore.Open(options["queue"]);
                 var stdout = Console.Out;
-                await EnqueueManyAsync(store, int.MaxValue, int.Parse(Get("writers", "4")), size, (id, hash) =>
+                var stop = Task.WhenAny(
+                    Task.Delay(TimeSpan.FromSeconds(double.Parse(Get("seconds", "60")))),
+                    Task.Run(() => Console.In.ReadToEnd()));
+                var enqueue = EnqueueManyAsync(store, int.Parse(Get("count", "100000")), int.Parse(Get("writers", "4")), size, (id, hash) =>
                 {
                     lock (stdout) { stdout.WriteLine($"{id} {hash}"); stdout.Flush(); }
                 });
+                await Task.WhenAny(stop, enqueue);
                 return 0;
             }
             case "memory":

@@ -10,43 +10,70 @@ internal static class Output
 {
     private static readonly JsonWriterOptions JsonOptions = new() { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>One JSON array of every message. Chunks are serialised in parallel and written in order.</summary>
     public static void WriteQueueJson(Stream stdout, IReadOnlyList<QueuedMail> messages)
     {
-        using var buffered = new BufferedStream(stdout, 1 << 16);
-        using (var w = new Utf8JsonWriter(buffered, JsonOptions))
+        const int chunk = 4096;
+        int chunks = (messages.Count + chunk - 1) / chunk;
+        var parts = new MemoryStream?[chunks];
+        stdout.WriteByte((byte)'[');
+        int written = 0;
+        var writeLock = new object();
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, c =>
         {
-            w.WriteStartArray();
-            foreach (var m in messages)
+            var part = new MemoryStream();
+            using (var w = new Utf8JsonWriter(part, JsonOptions))
             {
-                w.WriteStartObject();
-                w.WriteString("id", m.Id);
-                w.WriteString("state", m.State.ToString());
-                w.WriteString("sender", m.Sender);
-                w.WriteNumber("size", m.Size);
-                w.WriteString("arrived", m.Arrived);
-                w.WriteNumber("ageSeconds", Math.Round(m.Age.TotalSeconds, 3));
-                w.WriteNumber("attempts", m.Attempts);
-                WriteOptional(w, "nextAttempt", m.NextAttempt);
-                WriteOptional(w, "lastError", m.LastError);
-                WriteOptional(w, "messageId", m.MessageId);
-                WriteOptional(w, "subject", m.Subject);
-                w.WriteStartArray("recipients");
-                foreach (var r in m.Envelope.Recipients)
+                for (int i = c * chunk; i < Math.Min(messages.Count, (c + 1) * chunk); i++)
                 {
-                    w.WriteStartObject();
-                    w.WriteString("address", r.Address);
-                    w.WriteString("state", r.State.ToString());
-                    w.WriteNumber("attempts", r.Attempts);
-                    WriteOptional(w, "nextAttempt", r.NextAttempt);
-                    WriteOptional(w, "lastError", r.LastError);
-                    w.WriteEndObject();
+                    WriteQueuedMail(w, messages[i]);
+                    w.Flush();
+                    if (i + 1 < messages.Count) part.WriteByte((byte)',');
+                    w.Reset();
                 }
-                w.WriteEndArray();
-                w.WriteEndObject();
             }
-            w.WriteEndArray();
+            lock (writeLock)
+            {
+                parts[c] = part;
+                // Write every finished chunk that is next in order.
+                while (written < chunks && parts[written] is { } ready)
+                {
+                    ready.WriteTo(stdout);
+                    parts[written++] = null;
+                }
+            }
+        });
+        stdout.Write("]\n"u8);
+        stdout.Flush();
+    }
+
+    private static void WriteQueuedMail(Utf8JsonWriter w, QueuedMail m)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", m.Id);
+        w.WriteString("state", m.State.ToString());
+        w.WriteString("sender", m.Sender);
+        w.WriteNumber("size", m.Size);
+        w.WriteString("arrived", m.Arrived);
+        w.WriteNumber("ageSeconds", Math.Round(m.Age.TotalSeconds, 3));
+        w.WriteNumber("attempts", m.Attempts);
+        WriteOptional(w, "nextAttempt", m.NextAttempt);
+        WriteOptional(w, "lastError", m.LastError);
+        WriteOptional(w, "messageId", m.MessageId);
+        WriteOptional(w, "subject", m.Subject);
+        w.WriteStartArray("recipients");
+        foreach (var r in m.Envelope.Recipients)
+        {
+            w.WriteStartObject();
+            w.WriteString("address", r.Address);
+            w.WriteString("state", r.State.ToString());
+            w.WriteNumber("attempts", r.Attempts);
+            WriteOptional(w, "nextAttempt", r.NextAttempt);
+            WriteOptional(w, "lastError", r.LastError);
+            w.WriteEndObject();
         }
-        buffered.WriteByte((byte)'\n');
+        w.WriteEndArray();
+        w.WriteEndObject();
     }
 
     public static void WriteQueueTable(TextWriter stdout, IReadOnlyList<QueuedMail> messages)

@@ -140,7 +140,7 @@ public sealed class QueueStore : IDisposable
         if (!QueueId.IsValid(id)) return null;
         try
         {
-            return QueueJson.Deserialize(File.ReadAllBytes(Layout.Env(id)));
+            return QueueJson.Deserialize(DurableFile.ReadSmallFile(Layout.Env(id)));
         }
         catch (FileNotFoundException) { return null; }
         catch (DirectoryNotFoundException) { return null; }
@@ -179,6 +179,7 @@ public sealed class QueueStore : IDisposable
         string[] ids = filter?.Ids is { } wanted
             ? wanted.Where(QueueId.IsValid).Distinct().ToArray()
             : SafeNames(Layout.EnvDir).Where(QueueId.IsValid).ToArray();
+        Array.Sort(ids, StringComparer.Ordinal); // ids sort by arrival; results keep this order
 
         var found = new QueuedMail?[ids.Length];
         Parallel.For(0, ids.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
@@ -193,16 +194,19 @@ public sealed class QueueStore : IDisposable
 
         var result = new List<QueuedMail>(ids.Length);
         foreach (var m in found) if (m is not null) result.Add(m);
-        result.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
         return result;
     }
 
+    /// <summary>File names (not paths) in a directory; none when it does not exist.</summary>
     private static IEnumerable<string> SafeNames(string directory)
     {
-        IEnumerable<string> paths;
-        try { paths = Directory.EnumerateFiles(directory); }
-        catch (DirectoryNotFoundException) { yield break; }
-        foreach (var p in paths) yield return Path.GetFileName(p);
+        if (!Directory.Exists(directory)) return [];
+        return new System.IO.Enumeration.FileSystemEnumerable<string>(directory,
+            (ref System.IO.Enumeration.FileSystemEntry entry) => entry.FileName.ToString(),
+            new EnumerationOptions { IgnoreInaccessible = true, AttributesToSkip = 0 })
+        {
+            ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry entry) => !entry.IsDirectory,
+        };
     }
 
     // ---------------------------------------------------------------- operator actions

@@ -24,7 +24,7 @@ public class CrashTests(ITestOutputHelper output) : IDisposable
 
         for (int round = 0; round < rounds; round++)
         {
-            var psi = Programs.StartInfo("dotnet", [Programs.BenchDll, "loop", "--queue", _q.QueuePath, "--writers", "4", "--size", "3000"]);
+            var psi = Programs.StartInfo("dotnet", [Programs.BenchDll, "loop", "--queue", _q.QueuePath, "--writers", "4", "--size", "3000", "--seconds", "30"]);
             using var child = Process.Start(psi)!;
             var lines = new List<string>();
             var errors = new System.Text.StringBuilder();
