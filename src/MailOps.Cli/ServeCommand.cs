@@ -11,7 +11,7 @@ internal static class ServeCommand
 {
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var a = CliArgs.Parse(args, ["--queue", "--config", "--listen"], []);
+        var a = CliArgs.Parse(args, ["--queue", "--config"], []); // --listen arrives with the SMTP listener
         var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
         using var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
         using var serverLock = store.TryAcquireServerLock()

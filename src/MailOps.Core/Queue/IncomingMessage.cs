@@ -87,7 +87,7 @@ public sealed class IncomingMessage : IAsyncDisposable
         }
 
         _committed = true;
-        await _store.OnCommittedAsync(envelope).ConfigureAwait(false);
+        _store.OnCommitted(envelope);
         return Id;
     }
 

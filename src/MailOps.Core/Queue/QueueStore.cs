@@ -105,12 +105,12 @@ public sealed class QueueStore : IDisposable
         return await message.CommitAsync(envelope, cancellationToken).ConfigureAwait(false);
     }
 
-    internal async Task OnCommittedAsync(Envelope envelope)
+    internal void OnCommitted(Envelope envelope)
     {
         var now = Clock.GetUtcNow();
         try
         {
-            await AppendJournalAsync(envelope.Id, new[]
+            AppendJournal(envelope.Id, new[]
             {
                 new JournalEvent
                 {
@@ -123,7 +123,7 @@ public sealed class QueueStore : IDisposable
                     Time = now, Event = JournalEventType.Queued,
                     Detail = "for " + string.Join(", ", envelope.Recipients.Select(r => "<" + r.Address + ">")),
                 },
-            }).ConfigureAwait(false);
+            });
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -260,7 +260,7 @@ public sealed class QueueStore : IDisposable
             File.Delete(Layout.Env(id));
             DurableFile.SyncDirectory(Layout.EnvDir);
             File.Delete(Layout.Mess(id));
-            AppendJournalLocked(id, [new JournalEvent { Time = Clock.GetUtcNow(), Event = JournalEventType.Removed, Detail = reason }]);
+            AppendJournal(id, [new JournalEvent { Time = Clock.GetUtcNow(), Event = JournalEventType.Removed, Detail = reason }]);
         }
         QueueTrigger.Pull(QueuePath);
         return before;
@@ -286,7 +286,7 @@ public sealed class QueueStore : IDisposable
             if (changed)
             {
                 WriteEnvelopeLocked(envelope);
-                AppendJournalLocked(id, touched.Select(a => new JournalEvent { Time = now, Event = eventType, Recipient = a }).ToArray());
+                AppendJournal(id, touched.Select(a => new JournalEvent { Time = now, Event = eventType, Recipient = a }).ToArray());
             }
         }
         if (changed) QueueTrigger.Pull(QueuePath);
@@ -318,31 +318,20 @@ public sealed class QueueStore : IDisposable
 
     // ---------------------------------------------------------------- journal
 
-    /// <summary>Appends events to the message's journal (it outlives the message; see JournalRetention).</summary>
-    public async Task AppendJournalAsync(string id, IReadOnlyList<JournalEvent> events, CancellationToken cancellationToken = default)
-    {
-        using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
-            AppendJournalLocked(id, events);
-    }
-
-    private void AppendJournalLocked(string id, IReadOnlyList<JournalEvent> events)
+    /// <summary>
+    /// Appends events to the message's journal (it outlives the message; see JournalRetention).
+    /// Each record starts with a newline: a record cut short by a crash is closed off by the next
+    /// one instead of swallowing it. Appends need no lock (one O_APPEND write).
+    /// </summary>
+    public void AppendJournal(string id, IReadOnlyList<JournalEvent> events)
     {
         var buffer = new MemoryStream();
         foreach (var e in events)
         {
-            JsonSerializer.Serialize(buffer, e, QueueJsonContext.Default.JournalEvent);
             buffer.WriteByte((byte)'\n');
+            JsonSerializer.Serialize(buffer, e, QueueJsonContext.Default.JournalEvent);
         }
-        using var f = new FileStream(Layout.Journal(id), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
-        long end = f.Length;
-        if (end > 0)
-        {
-            // A crash may have cut the last line short: start on a fresh line so this event survives.
-            f.Position = end - 1;
-            if (f.ReadByte() != '\n') f.WriteByte((byte)'\n');
-        }
-        f.Position = Math.Max(end, f.Position);
-        f.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
+        DurableFile.Append(Layout.Journal(id), buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
     }
 
     /// <summary>Every journaled event of the message, oldest first; empty when none is known.</summary>
@@ -434,7 +423,7 @@ public sealed class QueueStore : IDisposable
                 if (QueueId.IsValid(id) && committed.Contains(id))
                 {
                     interrupted.Add(id);
-                    AppendJournalLocked(id, [new JournalEvent
+                    AppendJournal(id, [new JournalEvent
                     {
                         Time = now, Event = JournalEventType.PossibleDuplicate,
                         Detail = "a delivery was in flight when the server stopped; recipients not recorded as done are tried again",

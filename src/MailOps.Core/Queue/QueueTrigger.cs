@@ -12,6 +12,25 @@ namespace MailOps.Core.Queue;
 /// </summary>
 public static class QueueTrigger
 {
+    private static readonly byte[] Pulse = [1];
+    private static Socket? _sender;
+
+    /// <summary>One unbound, non-blocking datagram socket per process serves every pull.</summary>
+    private static Socket Sender
+    {
+        get
+        {
+            if (Volatile.Read(ref _sender) is { } existing) return existing;
+            var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified) { Blocking = false };
+            if (Interlocked.CompareExchange(ref _sender, socket, null) is { } raced)
+            {
+                socket.Dispose();
+                return raced;
+            }
+            return socket;
+        }
+    }
+
     /// <summary>Wakes whatever process serves the queue, if any.</summary>
     public static void Pull(string queuePath)
     {
@@ -24,9 +43,7 @@ public static class QueueTrigger
                 pipe.WriteByte(1);
                 return;
             }
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-            socket.Blocking = false;
-            socket.SendTo(new byte[] { 1 }, new UnixDomainSocketEndPoint(SocketPath(queuePath)));
+            Sender.SendTo(Pulse, new UnixDomainSocketEndPoint(SocketPath(queuePath)));
         }
         catch (Exception ex) when (ex is SocketException or IOException or TimeoutException or UnauthorizedAccessException)
         {
