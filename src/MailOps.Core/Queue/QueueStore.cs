@@ -65,7 +65,7 @@ public sealed class QueueStore : IDisposable
             string path = Layout.Mess(id);
             try
             {
-                var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024);
+                var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 16 * 1024);
                 // A sweep could have taken the file between its creation and our lock: then it is gone.
                 if (File.Exists(path)) return new IncomingMessage(this, id, file);
                 file.Dispose();
@@ -88,19 +88,26 @@ public sealed class QueueStore : IDisposable
     public async Task<string> EnqueueAsync(Envelope envelope, Stream body, CancellationToken cancellationToken = default)
     {
         await using var message = CreateMessage();
-        var buffer = new byte[64 * 1024];
-        int read;
-        // Errors reading the source propagate as they are; errors writing the spool are classified.
-        while ((read = await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
         {
-            try
+            int read;
+            // Errors reading the source propagate as they are; errors writing the spool are classified.
+            while ((read = await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
             {
-                await message.Body.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await message.Body.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                }
+                catch (IOException ex)
+                {
+                    throw QueueFailureException.Transient($"Cannot write to the queue: {ex.Message}", ex);
+                }
             }
-            catch (IOException ex)
-            {
-                throw QueueFailureException.Transient($"Cannot write to the queue: {ex.Message}", ex);
-            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
         return await message.CommitAsync(envelope, cancellationToken).ConfigureAwait(false);
     }
