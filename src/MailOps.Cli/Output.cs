@@ -97,11 +97,12 @@ internal static class Output
         stdout.Write(sb.ToString());
     }
 
-    public static void WriteTraceJson(Stream stdout, string id, IReadOnlyList<JournalEvent> events)
+    /// <summary>One JSON array of events; each names the queue id it belongs to (a Message-ID can match several).</summary>
+    public static void WriteTraceJson(Stream stdout, IEnumerable<(string Id, JournalEvent Event)> events)
     {
         using var w = new Utf8JsonWriter(stdout, JsonOptions);
         w.WriteStartArray();
-        foreach (var e in events)
+        foreach (var (id, e) in events)
         {
             w.WriteStartObject();
             w.WriteString("id", id);

@@ -42,7 +42,7 @@ internal static class QueueCommands
         {
             stdout.Flush();
             using var raw = Console.OpenStandardOutput();
-            Output.WriteTraceJson(raw, traces[0].id, traces.SelectMany(t => t.events).ToList());
+            Output.WriteTraceJson(raw, traces.SelectMany(t => t.events.Select(e => (t.id, e))));
         }
         else foreach (var (id, events) in traces) Output.WriteTraceTable(stdout, id, events);
         return ExitCodes.Ok;

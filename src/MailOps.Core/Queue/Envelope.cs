@@ -58,8 +58,6 @@ public sealed class EnvelopeRecipient
 
     [JsonIgnore]
     public bool IsFinal => State is RecipientState.Delivered or RecipientState.Bounced;
-
-    public EnvelopeRecipient Clone() => (EnvelopeRecipient)MemberwiseClone();
 }
 
 /// <summary>
@@ -90,11 +88,4 @@ public sealed class Envelope
 
     [JsonIgnore]
     public bool IsBounce => Sender.Length == 0;
-
-    public Envelope Clone()
-    {
-        var copy = (Envelope)MemberwiseClone();
-        copy.Recipients = Recipients.Select(r => r.Clone()).ToList();
-        return copy;
-    }
 }

@@ -68,6 +68,21 @@ public class CliEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task Trace_by_message_id_shows_every_queued_copy_under_its_own_id()
+    {
+        // The same message submitted twice (a script retried): one Message-ID, two queue ids.
+        const string message = "Message-ID: <retry@example.com>\nSubject: retried\n\nbody\n";
+        string first = (await Mailops(message, "submit", "bob@example.org")).Stdout.Trim();
+        string second = (await Mailops(message, "submit", "bob@example.org")).Stdout.Trim();
+
+        var trace = await Mailops(null, "trace", "<retry@example.com>", "--json");
+        Assert.Equal(0, trace.ExitCode);
+        var events = JsonDocument.Parse(trace.Stdout).RootElement.EnumerateArray()
+            .Select(e => (Id: e.GetProperty("id").GetString(), Event: e.GetProperty("event").GetString())).ToList();
+        Assert.Equal([(first, "Received"), (first, "Queued"), (second, "Received"), (second, "Queued")], events);
+    }
+
+    [Fact]
     public async Task Sendmail_name_works_for_php_mail()
     {
         // PHP: sendmail_path = "sendmail -t -i"; the message arrives on stdin with LF line ends.
