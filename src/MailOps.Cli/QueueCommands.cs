@@ -79,7 +79,7 @@ internal static class QueueCommands
     private static QueueStore OpenExisting(string? explicitQueue)
     {
         string path = QueueLocation.Resolve(explicitQueue);
-        if (!Directory.Exists(Path.Combine(path, "env")))
+        if (!QueueStore.Exists(path))
             throw new CliException(ExitCodes.Usage, $"there is no queue at {path}.");
         return QueueStore.Open(path);
     }

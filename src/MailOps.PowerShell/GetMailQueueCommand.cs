@@ -25,7 +25,7 @@ public sealed class GetMailQueueCommand : PSCmdlet
     protected override void ProcessRecord()
     {
         string path = QueueLocation.Resolve(QueuePath is null ? null : GetUnresolvedProviderPathFromPSPath(QueuePath));
-        if (!Directory.Exists(Path.Combine(path, "env")))
+        if (!QueueStore.Exists(path))
         {
             WriteError(new ErrorRecord(new DirectoryNotFoundException($"There is no queue at {path}."), "QueueNotFound", ErrorCategory.ObjectNotFound, path));
             return;

@@ -33,14 +33,12 @@ internal static partial class DurableFile
 
         /// <summary>
         /// Linux syncfs(2): every file's data and metadata on this directory's file system is durable
-        /// when it returns. False where there is no syncfs (the caller then fsyncs file by file).
+        /// when it returns. Linux only; elsewhere the caller fsyncs file by file.
         /// </summary>
-        public bool TrySyncFileSystem()
+        public void SyncFileSystem()
         {
-            if (_fd < 0 || !OperatingSystem.IsLinux()) return false;
             if (Native.syncfs(_fd) != 0)
                 throw new IOException($"syncfs on {Path} failed: errno {Marshal.GetLastPInvokeError()}");
-            return true;
         }
 
         public void Dispose()
@@ -55,12 +53,13 @@ internal static partial class DurableFile
     /// <summary>
     /// Reads a small file whole with the fewest system calls (open, read, close): listing a large
     /// queue reads one envelope per message, and on a virtual machine each call costs microseconds.
-    /// The span is valid until the thread's next call.
+    /// Only for files never written in place (envelopes are replaced by rename), where a short
+    /// read is the end of the file. The span is valid until the thread's next call.
     /// </summary>
     /// <exception cref="FileNotFoundException">The file does not exist (removed meanwhile).</exception>
     public static ReadOnlySpan<byte> ReadSmallFile(string path)
     {
-        if (OperatingSystem.IsWindows()) return File.ReadAllBytes(path);
+        if (!OperatingSystem.IsLinux()) return File.ReadAllBytes(path);
         var buffer = _readBuffer ??= new byte[16 * 1024];
         int fd = Native.open(path, 0x80000 /* O_CLOEXEC | O_RDONLY */);
         if (fd < 0)
@@ -75,10 +74,11 @@ internal static partial class DurableFile
             while (true)
             {
                 if (length == buffer.Length) _readBuffer = buffer = GrowTo(buffer, buffer.Length * 2, length);
+                int wanted = buffer.Length - length;
                 int n = ReadInto(fd, buffer.AsSpan(length));
                 if (n < 0) throw new IOException($"read {path} failed: errno {Marshal.GetLastPInvokeError()}");
-                if (n == 0) return buffer.AsSpan(0, length);
                 length += n;
+                if (n < wanted) return buffer.AsSpan(0, length); // a regular file reads short only at its end
             }
         }
         finally

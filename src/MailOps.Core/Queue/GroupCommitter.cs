@@ -136,7 +136,8 @@ internal sealed class GroupCommitter : IDisposable
             // Bodies, envelopes and their directory entries must be durable before any envelope is
             // renamed into env/: with syncfs that is one call; otherwise the files were fsynced
             // already and the body directory entries remain.
-            if (!(_useSyncfs && _messDir.TrySyncFileSystem())) _messDir.Sync();
+            if (_useSyncfs) _messDir.SyncFileSystem();
+            else _messDir.Sync();
         }
         catch (Exception ex)
         {

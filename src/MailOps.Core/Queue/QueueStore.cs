@@ -48,6 +48,9 @@ public sealed class QueueStore : IDisposable
         }
     }
 
+    /// <summary>True when a queue has been made at <paramref name="path"/> (reading commands should not create one).</summary>
+    public static bool Exists(string path) => Directory.Exists(new QueueLayout(path).EnvDir);
+
     public string QueuePath => Layout.Root;
     internal QueueLayout Layout { get; }
     internal TimeProvider Clock => _options.Clock;
