@@ -16,7 +16,7 @@ trap 'rm -rf "$BENCH_DIR"' EXIT
 dotnet build -c Release -v q -nologo bench/MailOps.Bench >/dev/null
 dotnet build -c Release -v q -nologo src/MailOps.Cli >/dev/null
 bench="dotnet bench/MailOps.Bench/bin/Release/net10.0/mailops-bench.dll"
-mailops=src/MailOps.Cli/bin/Release/net8.0/mailops
+mailops=src/MailOps.Cli/bin/Release/net10.0/mailops
 
 echo "== durable enqueue (4 KiB messages)"
 $bench compare --dir "$BENCH_DIR/enqueue" --count "$COUNT" --reps "$REPS" --writers 1,20

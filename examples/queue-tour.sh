@@ -4,7 +4,7 @@
 #   dotnet build MailOps.sln && examples/queue-tour.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mailops=src/MailOps.Cli/bin/Debug/net8.0/mailops
+mailops=src/MailOps.Cli/bin/Debug/net10.0/mailops
 [ -x "$mailops" ] || { echo "build first: dotnet build MailOps.sln" >&2; exit 1; }
 export MAILOPS_QUEUE=$(mktemp -d)/queue
 trap 'rm -rf "$(dirname "$MAILOPS_QUEUE")"' EXIT

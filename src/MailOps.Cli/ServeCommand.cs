@@ -1,39 +1,58 @@
 using MailOps.Core.Config;
 using MailOps.Core.Queue;
+using MailOps.Core.Smtp;
 
 namespace MailOps.Cli;
 
 /// <summary>
-/// <c>mailops serve</c>: takes the queue's server lock, sweeps crash leftovers, and wakes on the
-/// queue trigger. (The SMTP listener and the delivery engine attach here.)
+/// <c>mailops serve</c>: takes the queue's server lock, sweeps crash leftovers, runs the SMTP
+/// listener, and wakes on the queue trigger. SIGTERM/SIGINT stop it gracefully: no new
+/// connections, messages being received are finished, then it exits.
 /// </summary>
 internal static class ServeCommand
 {
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(30);
+
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var a = CliArgs.Parse(args, ["--queue", "--config"], []); // --listen arrives with the SMTP listener
+        var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname"], []);
         var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
+        if (a.Values("--listen").Count > 0) config.Listen = a.Values("--listen").ToList();
+        if (a.Value("--hostname") is { } hostName) config.HostName = hostName;
+        var log = new StderrLogger();
+
         using var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
         using var serverLock = store.TryAcquireServerLock()
             ?? throw new CliException(ExitCodes.TempFail, $"another process already serves the queue at {queuePath}.");
         var sweep = store.Sweep(asServer: true);
-        Log($"queue {queuePath}: {store.List().Count} messages; swept {sweep.TmpRemoved} temporary and {sweep.OrphanBodiesRemoved} orphaned files, {sweep.InterruptedDeliveries.Count} interrupted deliveries");
+        log.Info($"queue {queuePath}: {store.List().Count} messages; swept {sweep.TmpRemoved} temporary and {sweep.OrphanBodiesRemoved} orphaned files, {sweep.InterruptedDeliveries.Count} interrupted deliveries");
+
+        var context = new SmtpServerContext(config, store, log);
+        await using var listener = new SmtpListener(context);
+        try
+        {
+            listener.Start();
+        }
+        catch (SmtpListenerException ex)
+        {
+            throw new CliException(ExitCodes.Failure, ex.Message);
+        }
         await using var trigger = new QueueTriggerListener(queuePath);
-        Log("serving; waiting for the queue trigger (Ctrl+C or SIGTERM to stop)");
+        log.Info($"serving on {string.Join(", ", listener.LocalEndpoints)} as {config.HostName} (Ctrl+C or SIGTERM to stop)");
         try
         {
             while (true)
             {
                 await trigger.WaitAsync(cancellationToken);
-                Log($"woken: {store.List().Count} messages queued");
+                log.Debug("woken by the queue trigger"); // the delivery engine (issue 4) attaches here
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            Log("stopping");
+            log.Info("stopping");
         }
+        await listener.StopAsync(StopGrace);
+        log.Info("stopped");
         return ExitCodes.Ok;
     }
-
-    private static void Log(string message) => Console.Error.WriteLine($"{DateTimeOffset.Now:yyyy-MM-dd HH:mm:ss.fff} mailops: {message}");
 }

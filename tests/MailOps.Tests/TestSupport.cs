@@ -40,7 +40,7 @@ public static class Programs
     private static readonly string Configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
 
     /// <summary>The mailops apphost, exactly as the build leaves it.</summary>
-    public static string Mailops => Path.Combine(RepoRoot, "src", "MailOps.Cli", "bin", Configuration, "net8.0", OperatingSystem.IsWindows() ? "mailops.exe" : "mailops");
+    public static string Mailops => Path.Combine(RepoRoot, "src", "MailOps.Cli", "bin", Configuration, "net10.0", OperatingSystem.IsWindows() ? "mailops.exe" : "mailops");
 
     public static string BenchDll => Path.Combine(RepoRoot, "bench", "MailOps.Bench", "bin", Configuration, "net10.0", "mailops-bench.dll");
 

@@ -52,6 +52,18 @@ public sealed class MailOpsConfig
     public List<UserSettings> Users { get; set; } = [];
     [JsonConverter(typeof(DurationConverter))] public TimeSpan JournalRetention { get; set; } = TimeSpan.FromDays(7);
 
+    // Listener limits (behaviour 7). Not qmail control files: tcpserver's -c and qmail-smtpd's timeouts.
+    /// <summary>Connections served at once, all clients together; more get 421 4.7.0.</summary>
+    public int MaxConnections { get; set; } = 1000;
+    /// <summary>Connections served at once from one client address; more get 421 4.7.0.</summary>
+    public int MaxConnectionsPerClient { get; set; } = 50;
+    /// <summary>Time a client has to send a complete command line (and to send anything at all during DATA).</summary>
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>Longest a session may last, whatever it does.</summary>
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromHours(1);
+    /// <summary>Octets per second a DATA/BDAT transfer must average once it has run longer than IdleTimeout.</summary>
+    public long MinDataRate { get; set; } = 256;
+
     /// <summary>Domain that completes a bare address on submission (qmail's defaultdomain).</summary>
     public string EffectiveDefaultDomain => string.IsNullOrEmpty(DefaultDomain) ? HostName : DefaultDomain;
 
@@ -95,7 +107,9 @@ public sealed class MailOpsConfig
         return config;
     }
 
-    private void Validate(string source)
+    /// <summary>Checks ranges and formats; <see cref="Load"/> calls it, and so must anyone who builds a configuration in code.</summary>
+    /// <exception cref="ConfigException">The first problem found.</exception>
+    public void Validate(string source = "configuration")
     {
         void Require(bool ok, string message)
         {
@@ -107,6 +121,13 @@ public sealed class MailOpsConfig
         Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");
+        Require(MaxConnections > 0 && MaxConnectionsPerClient > 0, "Connection limits must be positive.");
+        Require(IdleTimeout > TimeSpan.Zero && SessionTimeout > TimeSpan.Zero, "Timeouts must be positive.");
+        Require(MinDataRate >= 0, "MinDataRate must not be negative.");
+        foreach (var cidr in RelayClients)
+            Require(System.Net.IPNetwork.TryParse(cidr, out _) || System.Net.IPAddress.TryParse(cidr, out _), $"RelayClients: '{cidr}' is not an address or CIDR network.");
+        foreach (var user in Users)
+            Require(PasswordHash.IsWellFormed(user.PasswordHash), $"Users: the password of '{user.Name}' is not a hash made by 'mailops passwd'.");
     }
 }
 

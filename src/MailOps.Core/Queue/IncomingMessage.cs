@@ -31,6 +31,9 @@ public sealed class IncomingMessage : IAsyncDisposable
     /// <summary>Where the body goes. Write-only; streamed straight to the spool file.</summary>
     public Stream Body => _body;
 
+    /// <summary>The start of what was written, up to the end of the header block (64 KiB at most).</summary>
+    internal ReadOnlySpan<byte> HeaderBlock => _body.Captured;
+
     /// <summary>Octets written so far.</summary>
     public long Length => _body.Written;
 

@@ -165,7 +165,8 @@ public class CliEndToEndTests : IDisposable
     [Fact]
     public async Task Serve_is_woken_by_a_submit_from_another_process_and_stops_on_sigterm()
     {
-        using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--queue", _q.QueuePath]))!;
+        using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--queue", _q.QueuePath, "--listen", "127.0.0.1:0"],
+            new Dictionary<string, string?> { ["MAILOPS_LOG"] = "debug" }))!;
         var stderr = new List<string>();
         var woken = new TaskCompletionSource();
         var serving = new TaskCompletionSource();
@@ -175,7 +176,7 @@ public class CliEndToEndTests : IDisposable
             if (e.Data is null) return;
             lock (stderr) stderr.Add(e.Data);
             if (e.Data.Contains("serving")) serving.TrySetResult();
-            if (e.Data.Contains("woken: 1 messages")) woken.TrySetResult();
+            if (e.Data.Contains("woken by the queue trigger")) woken.TrySetResult();
             if (e.Data.Contains("stopping")) stopping.TrySetResult();
         };
         serve.BeginErrorReadLine();

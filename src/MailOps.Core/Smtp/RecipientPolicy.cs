@@ -1,0 +1,90 @@
+using System.Net;
+using MailOps.Core.Addressing;
+using MailOps.Core.Config;
+
+namespace MailOps.Core.Smtp;
+
+/// <summary>The verdict on one RCPT.</summary>
+internal enum RecipientVerdict
+{
+    Accept,
+    /// <summary>A local or virtual domain without that mailbox: 550 5.1.1.</summary>
+    UnknownUser,
+    /// <summary>Not ours and the client may not relay: 554 5.7.1.</summary>
+    RelayDenied,
+}
+
+/// <summary>
+/// Relay control and local mailbox existence (spec §2 and §4; qmail's rcpthosts, RELAYCLIENT and
+/// users/assign). A domain is ours when it is in LocalDomains or VirtualDomains; RelayDomains are
+/// accepted from anyone and relayed; anything else only from RelayClients or after AUTH.
+/// </summary>
+internal sealed class RecipientPolicy
+{
+    private readonly HashSet<string> _local;
+    private readonly HashSet<string> _virtual;
+    private readonly HashSet<string> _relay;
+    private readonly HashSet<string> _mailboxes;
+    private readonly HashSet<string> _catchAllDomains;
+    private readonly IPNetwork[] _relayClients;
+
+    public RecipientPolicy(MailOpsConfig config)
+    {
+        _local = new(config.LocalDomains, StringComparer.OrdinalIgnoreCase);
+        _virtual = new(config.VirtualDomains.Keys, StringComparer.OrdinalIgnoreCase);
+        _relay = new(config.RelayDomains, StringComparer.OrdinalIgnoreCase);
+        _mailboxes = new(StringComparer.OrdinalIgnoreCase);
+        _catchAllDomains = new(StringComparer.OrdinalIgnoreCase);
+        foreach (string m in config.Mailboxes)
+        {
+            if (m.StartsWith("*@", StringComparison.Ordinal)) _catchAllDomains.Add(m[2..]);
+            else _mailboxes.Add(m);
+        }
+        foreach (string alias in config.Aliases.Keys) _mailboxes.Add(alias);
+        _relayClients = config.RelayClients.Select(ParseNetwork).ToArray();
+    }
+
+    private static IPNetwork ParseNetwork(string text) =>
+        IPNetwork.TryParse(text, out var network) ? network : new IPNetwork(IPAddress.Parse(text), IPAddress.Parse(text).AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
+
+    /// <summary>True when the domain's mail is delivered here (local or virtual).</summary>
+    public bool IsOurs(string domain) => _local.Contains(domain) || _virtual.Contains(domain);
+
+    /// <summary>True when <paramref name="client"/> is in RelayClients.</summary>
+    public bool IsRelayClient(IPAddress? client)
+    {
+        if (client is null) return false;
+        if (client.IsIPv4MappedToIPv6) client = client.MapToIPv4();
+        foreach (var network in _relayClients)
+            if (network.Contains(client)) return true;
+        return false;
+    }
+
+    public RecipientVerdict Judge(EnvelopeAddress recipient, bool mayRelay)
+    {
+        string domain = recipient.Domain;
+        if (IsOurs(domain))
+        {
+            // "u%dest@self", "dest!u@self" and "\"u@dest\"@self" ask us to route onwards: that is
+            // relaying, whatever the domain says (behaviour 8; qmail's percenthack is off).
+            if (!mayRelay && recipient.LocalPart.AsSpan().IndexOfAny('%', '!', '@') >= 0) return RecipientVerdict.RelayDenied;
+            return MailboxExists(recipient) ? RecipientVerdict.Accept : RecipientVerdict.UnknownUser;
+        }
+        if (_relay.Contains(domain) || mayRelay) return RecipientVerdict.Accept;
+        return RecipientVerdict.RelayDenied;
+    }
+
+    /// <summary>
+    /// postmaster always exists; then the address itself, an alias, <c>*@domain</c>, or for
+    /// <c>user-ext@domain</c> the mailbox <c>user@domain</c> (qmail's user-ext rule).
+    /// </summary>
+    public bool MailboxExists(EnvelopeAddress recipient)
+    {
+        string local = recipient.LocalPart, domain = recipient.Domain;
+        if (local.Equals("postmaster", StringComparison.OrdinalIgnoreCase)) return true;
+        if (_catchAllDomains.Contains(domain) || _mailboxes.Contains(local + "@" + domain)) return true;
+        for (int dash = local.IndexOf('-'); dash > 0; dash = local.IndexOf('-', dash + 1))
+            if (_mailboxes.Contains(local[..dash] + "@" + domain)) return true;
+        return false;
+    }
+}

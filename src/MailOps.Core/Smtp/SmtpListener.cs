@@ -1,0 +1,225 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using MailOps.Core.Config;
+using Microsoft.Extensions.Logging;
+
+namespace MailOps.Core.Smtp;
+
+/// <summary>
+/// qmail-smtpd under tcpserver: accepts connections on the configured endpoints, enforces the
+/// global and per-client connection caps (421 4.7.0 beyond them), and runs one
+/// <see cref="SmtpSession"/> per connection. Stopping is graceful and idempotent: no new
+/// connections, idle sessions get 421, a session receiving a message finishes it first.
+/// </summary>
+public sealed class SmtpListener : IAsyncDisposable
+{
+    private readonly SmtpServerContext _server;
+    private readonly IReadOnlyList<IPEndPoint> _endpoints;
+    private readonly List<Socket> _listeners = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<Socket, byte> _connections = new();
+    private readonly Dictionary<IPAddress, int> _perClient = new();
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly object _gate = new();
+    private readonly List<Task> _acceptLoops = new();
+    private int _active;
+    private Task? _stopTask;
+
+    public SmtpListener(SmtpServerContext server, IEnumerable<IPEndPoint>? endpoints = null)
+    {
+        _server = server;
+        _endpoints = (endpoints ?? server.Config.Listen.Select(ParseEndpoint)).ToList();
+        if (_endpoints.Count == 0) throw new ConfigException("Listen: at least one endpoint is needed.");
+    }
+
+    /// <summary>Parses <c>IP:PORT</c> or <c>[IPv6]:PORT</c>.</summary>
+    /// <exception cref="ConfigException">Not an address with a port.</exception>
+    public static IPEndPoint ParseEndpoint(string text)
+    {
+        if (IPEndPoint.TryParse(text.Trim(), out var endpoint) && endpoint.Port > 0 && text.Contains(':'))
+        {
+            // "::1" alone parses as an IPv6 address with port 0; a port is required.
+            if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && !text.Contains(']')) throw new ConfigException($"Listen: '{text}': write IPv6 endpoints as [address]:port.");
+            return endpoint;
+        }
+        throw new ConfigException($"Listen: '{text}' is not an endpoint (IP:PORT or [IPv6]:PORT).");
+    }
+
+    /// <summary>Where the listener accepts connections (with the actual port when 0 was asked for).</summary>
+    public IReadOnlyList<IPEndPoint> LocalEndpoints => _listeners.Select(s => (IPEndPoint)s.LocalEndPoint!).ToList();
+
+    /// <summary>Sessions in progress.</summary>
+    public int ActiveSessions => Volatile.Read(ref _active);
+
+    /// <summary>Binds every endpoint and starts accepting.</summary>
+    /// <exception cref="SmtpListenerException">An endpoint cannot be bound (in use, not an address of this machine, no permission).</exception>
+    public void Start()
+    {
+        lock (_gate)
+        {
+            if (_listeners.Count > 0 || _stopTask is not null) throw new InvalidOperationException("The listener was already started.");
+            try
+            {
+                foreach (var endpoint in _endpoints)
+                {
+                    var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                    _listeners.Add(socket);
+                    if (!OperatingSystem.IsWindows()) socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    if (endpoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
+                    socket.Bind(endpoint);
+                    socket.Listen(512);
+                }
+            }
+            catch (SocketException ex)
+            {
+                foreach (var s in _listeners) s.Dispose();
+                _listeners.Clear();
+                throw new SmtpListenerException($"Cannot listen on {string.Join(", ", _endpoints)}: {ex.Message}", ex);
+            }
+            foreach (var socket in _listeners)
+            {
+                _server.Logger.LogInformation(SmtpEvents.Listening, "Listening on {Endpoint}", socket.LocalEndPoint);
+                _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket)));
+            }
+        }
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || _stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                // EMFILE, ECONNABORTED...: the listener goes on.
+                _server.Logger.LogWarning(SmtpEvents.SessionError, "accept failed: {Reason}", ex.Message);
+                await Task.Delay(50).ConfigureAwait(false);
+                continue;
+            }
+            Admit(client);
+        }
+    }
+
+    private void Admit(Socket client)
+    {
+        var address = (client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        string? refusal = null;
+        lock (_gate)
+        {
+            _perClient.TryGetValue(address, out int fromClient);
+            if (_stopTask is not null) refusal = SmtpReplies.ShuttingDown(_server.Config.HostName);
+            else if (_active >= _server.Config.MaxConnections) refusal = SmtpReplies.TooManyConnections(_server.Config.HostName);
+            else if (fromClient >= _server.Config.MaxConnectionsPerClient) refusal = SmtpReplies.TooManyFromYou(_server.Config.HostName);
+            else
+            {
+                _perClient[address] = fromClient + 1;
+                _active++;
+            }
+        }
+        if (refusal is not null)
+        {
+            _server.Logger.LogInformation(SmtpEvents.Refused, "Refused {Client}: {Reply}", address, refusal);
+            _ = RefuseAsync(client, refusal);
+            return;
+        }
+        _connections[client] = 0;
+        client.NoDelay = true;
+        _ = Task.Run(() => RunSessionAsync(client, address));
+    }
+
+    private static async Task RefuseAsync(Socket client, string reply)
+    {
+        using (client)
+        {
+            try
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await client.SendAsync(Encoding.ASCII.GetBytes(reply + "\r\n"), SocketFlags.None, cts.Token).ConfigureAwait(false);
+                client.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private async Task RunSessionAsync(Socket client, IPAddress address)
+    {
+        try
+        {
+            var session = new SmtpSession(_server, new NetworkStream(client, ownsSocket: true), address, _stopping.Token);
+            await session.RunAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            _server.Logger.LogError(SmtpEvents.SessionError, ex, "Session with {Client} failed", address);
+        }
+        finally
+        {
+            client.Dispose();
+            _connections.TryRemove(client, out _);
+            bool drained;
+            lock (_gate)
+            {
+                if (--_perClient[address] == 0) _perClient.Remove(address);
+                drained = --_active == 0 && _stopTask is not null;
+            }
+            if (drained) _drained.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Stops accepting, asks every session to end at its next command boundary (a message being
+    /// received is finished and answered first) and waits up to <paramref name="grace"/>; sessions
+    /// still running then are cut. Calling it again returns the same task.
+    /// </summary>
+    public Task StopAsync(TimeSpan grace)
+    {
+        lock (_gate)
+        {
+            return _stopTask ??= StopCoreAsync(grace);
+        }
+    }
+
+    private async Task StopCoreAsync(TimeSpan grace)
+    {
+        await Task.Yield();
+        _server.Logger.LogInformation(SmtpEvents.Stopping, "Stopping; {Count} sessions in progress", ActiveSessions);
+        _stopping.Cancel();
+        foreach (var socket in _listeners) socket.Dispose();
+        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
+        lock (_gate)
+        {
+            if (_active == 0) _drained.TrySetResult();
+        }
+        if (await Task.WhenAny(_drained.Task, Task.Delay(grace)).ConfigureAwait(false) != _drained.Task)
+        {
+            _server.Logger.LogWarning(SmtpEvents.Stopping, "Cutting {Count} sessions still running after {Grace}", ActiveSessions, grace);
+            foreach (var socket in _connections.Keys) socket.Dispose();
+            await Task.WhenAny(_drained.Task, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}
+
+/// <summary>The listener could not start.</summary>
+public sealed class SmtpListenerException : Exception
+{
+    public SmtpListenerException(string message, Exception? inner = null) : base(message, inner) { }
+}

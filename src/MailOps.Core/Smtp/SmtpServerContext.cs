@@ -1,0 +1,52 @@
+using System.Net.Security;
+using MailOps.Core.Config;
+using MailOps.Core.Queue;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MailOps.Core.Smtp;
+
+/// <summary>What every session of one listener shares: configuration, queue, policy, certificate, log.</summary>
+public sealed class SmtpServerContext
+{
+    /// <exception cref="ConfigException">The configuration is invalid or the TLS certificate cannot be loaded.</exception>
+    public SmtpServerContext(MailOpsConfig config, QueueStore store, ILogger? logger = null)
+    {
+        config.Validate();
+        Config = config;
+        Store = store;
+        Logger = logger ?? NullLogger.Instance;
+        Policy = new RecipientPolicy(config);
+        if (config.Tls.Enabled)
+        {
+            var certificate = TlsCertificate.LoadOrCreate(config.Tls, store.QueuePath, config.HostName);
+            Tls = new SslServerAuthenticationOptions
+            {
+                ServerCertificateContext = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true),
+                ClientCertificateRequired = false,
+            };
+        }
+    }
+
+    public MailOpsConfig Config { get; }
+    public QueueStore Store { get; }
+    public ILogger Logger { get; }
+    internal RecipientPolicy Policy { get; }
+    /// <summary>Null when STARTTLS is turned off.</summary>
+    internal SslServerAuthenticationOptions? Tls { get; }
+    internal bool AuthAvailable => Config.Users.Count > 0;
+}
+
+/// <summary>Event ids of the listener's log lines.</summary>
+internal static class SmtpEvents
+{
+    public static readonly EventId Listening = new(100, "Listening");
+    public static readonly EventId Accepted = new(101, "MessageAccepted");
+    public static readonly EventId Refused = new(102, "ConnectionRefused");
+    public static readonly EventId SessionError = new(103, "SessionError");
+    public static readonly EventId QueueFailure = new(104, "QueueFailure");
+    public static readonly EventId TlsFailure = new(105, "TlsFailure");
+    public static readonly EventId AuthFailure = new(106, "AuthFailure");
+    public static readonly EventId Stopping = new(107, "Stopping");
+    public static readonly EventId Protocol = new(108, "ProtocolViolation");
+}
