@@ -14,7 +14,8 @@ public static class Program
     private const string Usage = """
         usage: mailops COMMAND [options]
 
-          serve   [--config F] [--queue DIR]                  serve the queue in the foreground (Ctrl+C / SIGTERM stop)
+          serve   [--config F] [--queue DIR] [--listen IP:PORT]... [--hostname NAME]
+                                                              SMTP listener in the foreground (Ctrl+C / SIGTERM stop gracefully)
           queue   [--queue DIR] [--state S] [--json]          list queued mail
           submit  [--queue DIR] [-f SENDER] [-F NAME] [-t] [-i] [RCPT...] < message
                                                               enqueue a message from stdin; prints its queue id
@@ -23,6 +24,7 @@ public static class Program
           release ID... [--queue DIR]                         release held mail
           remove  ID... [--queue DIR]                         remove from the queue
           sendmail [sendmail options] [RCPT...]               the sendmail interface (also: invoke as 'sendmail')
+          passwd  [--iterations N] < password                 salted hash for a Users entry of the configuration
 
         The queue is --queue, else $MAILOPS_QUEUE, else ~/.local/share/mailops/queue.
         Exit codes: 0 ok, 64 usage, 65 bad message, 75 temporary failure.
@@ -55,6 +57,7 @@ public static class Program
                 "trace" => QueueCommands.Trace(rest, Console.Out),
                 "hold" or "release" or "remove" => await QueueCommands.ActAsync(args[0], rest, cancel.Token),
                 "serve" => await ServeCommand.RunAsync(rest, cancel.Token),
+                "passwd" => PasswdCommand.Run(rest, Console.In, Console.Out),
                 _ => throw CliException.Usage($"unknown command '{args[0]}'. Run 'mailops help'."),
             };
         }

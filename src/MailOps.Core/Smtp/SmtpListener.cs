@@ -34,11 +34,11 @@ public sealed class SmtpListener : IAsyncDisposable
         if (_endpoints.Count == 0) throw new ConfigException("Listen: at least one endpoint is needed.");
     }
 
-    /// <summary>Parses <c>IP:PORT</c> or <c>[IPv6]:PORT</c>.</summary>
+    /// <summary>Parses <c>IP:PORT</c> or <c>[IPv6]:PORT</c>; port 0 asks for any free port.</summary>
     /// <exception cref="ConfigException">Not an address with a port.</exception>
     public static IPEndPoint ParseEndpoint(string text)
     {
-        if (IPEndPoint.TryParse(text.Trim(), out var endpoint) && endpoint.Port > 0 && text.Contains(':'))
+        if (IPEndPoint.TryParse(text.Trim(), out var endpoint) && text.Contains(':'))
         {
             // "::1" alone parses as an IPv6 address with port 0; a port is required.
             if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && !text.Contains(']')) throw new ConfigException($"Listen: '{text}': write IPv6 endpoints as [address]:port.");
