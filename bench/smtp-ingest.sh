@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SMTP ingest benchmark (issue 3): Postfix's smtp-source, 20 sessions, 4 KiB messages, against a
+# private Postfix (hold: every message fsynced into hold/, pure durable ingest) and `mailops serve`
+# (HoldIncoming: every message committed durably and kept held) in the same run, repetitions
+# interleaved, through ../shared/tools/mtabench/ingest.sh, which checks after every repetition
+# that each target's durable count grew by exactly MSGS.
+# Bounded: MSGS per rep (default 5000), REPS (default 5), timeout per rep. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MTABENCH=${MTABENCH:-$(cd ../shared/tools/mtabench && pwd)}
+BENCH_DIR=${BENCH_DIR:-/tmp/mailops-smtp-bench}
+PORT=${PORT:-2600}
+export REPS=${REPS:-5} MSGS=${MSGS:-5000} SESSIONS=${SESSIONS:-20} SIZE=${SIZE:-4096}
+
+rm -rf "$BENCH_DIR"; mkdir -p "$BENCH_DIR"
+dotnet build -c Release -v q -nologo src/MailOps.Cli >/dev/null
+mailops=$PWD/src/MailOps.Cli/bin/Release/net10.0/mailops
+queue=$BENCH_DIR/queue
+cat > "$BENCH_DIR/config.json" <<JSON
+{ "HostName": "mx.bench.test", "LocalDomains": ["bench.test"], "Mailboxes": ["*@bench.test"],
+  "HoldIncoming": true, "MaxConnectionsPerClient": 200, "Tls": { "Enabled": false } }
+JSON
+"$mailops" serve --config "$BENCH_DIR/config.json" --queue "$queue" --listen 127.0.0.1:$PORT 2> "$BENCH_DIR/serve.log" &
+serve=$!
+cleanup() { kill -TERM $serve 2>/dev/null || true; wait $serve 2>/dev/null || true; "$MTABENCH/postfix-down.sh" --purge >/dev/null 2>&1 || true; rm -rf "$BENCH_DIR"; }
+trap cleanup EXIT
+"$MTABENCH/postfix-up.sh" hold >/dev/null
+for _ in $(seq 50); do grep -q "serving on" "$BENCH_DIR/serve.log" && break; sleep 0.2; done
+
+export COUNT_CMD_MAILOPS="ls $queue/env | wc -l"
+# No deletion between repetitions, for either server: the harness checks each count grew by
+# exactly MSGS, and mass deletes (this filesystem is mounted with online discard) leave kernel
+# work behind that slows whichever repetition follows. RESET=delete restores the default.
+if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_POSTFIX=true RESET_CMD_MAILOPS=true
+else export RESET_CMD_MAILOPS="find $queue/env $queue/mess $queue/journal -type f -delete"; fi
+"$MTABENCH/ingest.sh" postfix=127.0.0.1:2525 mailops=127.0.0.1:$PORT
