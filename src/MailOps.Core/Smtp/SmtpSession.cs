@@ -33,7 +33,7 @@ internal sealed class SmtpSession
     private readonly Stream _transport;
     private readonly IPAddress? _clientAddress;
     private readonly CancellationToken _stopping;
-    private readonly CancellationTokenSource _timeout = new();
+    private CancellationTokenSource _timeout = new();
     private readonly long _sessionDeadline;
     private readonly string _host;
     private readonly bool _relayClient;
@@ -179,6 +179,13 @@ internal sealed class SmtpSession
     {
         long remaining = Math.Min(deadline, _sessionDeadline) - Environment.TickCount64;
         if (remaining <= 0) throw new EndSession(SmtpReplies.Timeout(_host));
+        if (_timeout.IsCancellationRequested)
+        {
+            // A stop request that landed just as a command arrived: the command (say, DATA) runs
+            // to its end with a fresh timer; the next wait for a command sees the stop.
+            _timeout.Dispose();
+            _timeout = new CancellationTokenSource();
+        }
         _timeout.CancelAfter(TimeSpan.FromMilliseconds(remaining));
     }
 
