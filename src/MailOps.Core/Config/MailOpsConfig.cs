@@ -107,6 +107,15 @@ public sealed class MailOpsConfig
         return config;
     }
 
+    /// <summary>A RelayClients entry: a CIDR network, or one address (a /32 or /128).</summary>
+    public static bool TryParseNetwork(string text, out System.Net.IPNetwork network)
+    {
+        if (System.Net.IPNetwork.TryParse(text, out network)) return true;
+        if (!System.Net.IPAddress.TryParse(text, out var address)) return false;
+        network = new System.Net.IPNetwork(address, address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
+        return true;
+    }
+
     /// <summary>Checks ranges and formats; <see cref="Load"/> calls it, and so must anyone who builds a configuration in code.</summary>
     /// <exception cref="ConfigException">The first problem found.</exception>
     public void Validate(string source = "configuration")
@@ -125,7 +134,7 @@ public sealed class MailOpsConfig
         Require(IdleTimeout > TimeSpan.Zero && SessionTimeout > TimeSpan.Zero, "Timeouts must be positive.");
         Require(MinDataRate >= 0, "MinDataRate must not be negative.");
         foreach (var cidr in RelayClients)
-            Require(System.Net.IPNetwork.TryParse(cidr, out _) || System.Net.IPAddress.TryParse(cidr, out _), $"RelayClients: '{cidr}' is not an address or CIDR network.");
+            Require(TryParseNetwork(cidr, out _), $"RelayClients: '{cidr}' is not an address or CIDR network.");
         foreach (var user in Users)
             Require(PasswordHash.IsWellFormed(user.PasswordHash), $"Users: the password of '{user.Name}' is not a hash made by 'mailops passwd'.");
     }

@@ -41,11 +41,9 @@ internal sealed class RecipientPolicy
             else _mailboxes.Add(m);
         }
         foreach (string alias in config.Aliases.Keys) _mailboxes.Add(alias);
-        _relayClients = config.RelayClients.Select(ParseNetwork).ToArray();
+        // Validated with the configuration (MailOpsConfig.Validate), so every entry parses.
+        _relayClients = config.RelayClients.Select(c => MailOpsConfig.TryParseNetwork(c, out var n) ? n : throw new ConfigException($"RelayClients: '{c}'")).ToArray();
     }
-
-    private static IPNetwork ParseNetwork(string text) =>
-        IPNetwork.TryParse(text, out var network) ? network : new IPNetwork(IPAddress.Parse(text), IPAddress.Parse(text).AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
 
     /// <summary>True when the domain's mail is delivered here (local or virtual).</summary>
     public bool IsOurs(string domain) => _local.Contains(domain) || _virtual.Contains(domain);

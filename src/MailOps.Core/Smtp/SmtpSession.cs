@@ -117,8 +117,18 @@ internal sealed class SmtpSession
     }
 
     private static bool IsConnectionError(Exception ex) =>
-        ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or System.Security.Authentication.AuthenticationException
-        || (ex is OperationCanceledException);
+        ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException
+            or System.Security.Authentication.AuthenticationException or OperationCanceledException;
+
+    /// <summary>When the client's next input is due: IdleTimeout from now.</summary>
+    private long IdleDeadline() => Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds;
+
+    /// <summary>An octet count as SIZE= and BDAT give it: 1 to 19 digits, fitting a long.</summary>
+    private static bool TryParseOctets(string text, out long octets)
+    {
+        octets = 0;
+        return text.Length is > 0 and <= 19 && text.All(char.IsAsciiDigit) && long.TryParse(text, out octets);
+    }
 
     private async Task TryFinalReplyAsync(string? reply)
     {
@@ -160,7 +170,7 @@ internal sealed class SmtpSession
     private async ValueTask FlushAsync()
     {
         if (_writer.UnflushedBytes == 0) return;
-        ArmTimeout(Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds);
+        ArmTimeout(IdleDeadline());
         try
         {
             await _writer.FlushAsync(_timeout.Token).ConfigureAwait(false);
@@ -229,7 +239,7 @@ internal sealed class SmtpSession
     /// </summary>
     private async ValueTask<Line> ReadLineAsync(int maxLength)
     {
-        long deadline = Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds;
+        long deadline = IdleDeadline();
         bool tooLong = false;
         while (true)
         {
@@ -367,7 +377,7 @@ internal sealed class SmtpSession
             switch (key)
             {
                 case "SIZE":
-                    if (value is null || value.Length is 0 or > 19 || !value.All(char.IsAsciiDigit) || !long.TryParse(value, out long declared))
+                    if (value is null || !TryParseOctets(value, out long declared))
                     { Reply(SmtpReplies.Syntax("Syntax: SIZE=octets")); return; }
                     if (declared > _server.Config.MaxMessageSize) { Reply(SmtpReplies.MessageTooBig); return; }
                     break;
@@ -544,7 +554,7 @@ internal sealed class SmtpSession
         var started = Stopwatch.StartNew();
         while (true)
         {
-            var result = await ReadAsync(Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds, betweenCommands: false).ConfigureAwait(false);
+            var result = await ReadAsync(IdleDeadline(), betweenCommands: false).ConfigureAwait(false);
             var buffer = result.Buffer;
             var status = decoder.Decode(buffer, out long consumed);
             if (status == DecodeStatus.BareNewline)
@@ -571,7 +581,7 @@ internal sealed class SmtpSession
     private async Task BdatAsync(string argument)
     {
         var parts = argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length is 0 or > 2 || parts[0].Length > 19 || !parts[0].All(char.IsAsciiDigit) || !long.TryParse(parts[0], out long size)
+        if (parts.Length is 0 or > 2 || !TryParseOctets(parts[0], out long size)
             || (parts.Length == 2 && !parts[1].Equals("LAST", StringComparison.OrdinalIgnoreCase)))
         {
             // Without a size the chunk cannot be skipped: the session is out of step for good.
@@ -611,7 +621,7 @@ internal sealed class SmtpSession
         bool bare = false;
         while (remaining > 0)
         {
-            var result = await ReadAsync(Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds, betweenCommands: false).ConfigureAwait(false);
+            var result = await ReadAsync(IdleDeadline(), betweenCommands: false).ConfigureAwait(false);
             var buffer = result.Buffer;
             var chunk = buffer.Slice(0, Math.Min(remaining, buffer.Length));
             if (!bare && decoder.Decode(chunk, out _) == DecodeStatus.BareNewline) bare = true;
@@ -637,7 +647,7 @@ internal sealed class SmtpSession
 
     private async Task SkipAsync(long octets)
     {
-        long deadline = Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds;
+        long deadline = IdleDeadline();
         while (octets > 0)
         {
             var result = await ReadAsync(deadline, betweenCommands: false).ConfigureAwait(false);
@@ -645,7 +655,7 @@ internal sealed class SmtpSession
             octets -= take.Length;
             _reader.AdvanceTo(take.End);
             if (octets > 0 && result.IsCompleted) throw new EndSession(null);
-            deadline = Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds;
+            deadline = IdleDeadline();
         }
     }
 
@@ -731,7 +741,7 @@ internal sealed class SmtpSession
 
         var tls = new SslStream(_transport, leaveInnerStreamOpen: false);
         _stream = tls;
-        ArmTimeout(Environment.TickCount64 + (long)_server.Config.IdleTimeout.TotalMilliseconds);
+        ArmTimeout(IdleDeadline());
         try
         {
             await tls.AuthenticateAsServerAsync(_server.Tls, _timeout.Token).ConfigureAwait(false);

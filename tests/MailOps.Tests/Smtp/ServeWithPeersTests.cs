@@ -47,7 +47,7 @@ public sealed class ServeWithPeersTests : IAsyncLifetime
 
     private string Log { get { lock (_log) return string.Join('\n', _log); } }
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         if (_serve is not null)
         {
@@ -55,8 +55,8 @@ public sealed class ServeWithPeersTests : IAsyncLifetime
             if (!_serve.WaitForExit(20_000)) _serve.Kill();
             _serve.Dispose();
         }
-        await Task.CompletedTask;
         _q.Dispose();
+        return Task.CompletedTask;
     }
 
     private byte[] StoredBody(string id)
