@@ -14,11 +14,14 @@ public static class Program
     private const string Usage = """
         usage: mailops COMMAND [options]
 
-          serve   [--config F] [--queue DIR] [--listen IP:PORT]... [--hostname NAME]
-                                                              SMTP listener in the foreground (Ctrl+C / SIGTERM stop gracefully)
+          serve   [--config F] [--queue DIR] [--listen IP:PORT]... [--hostname NAME] [--no-delivery]
+                                                              SMTP listener and delivery in the foreground (Ctrl+C / SIGTERM stop gracefully)
           queue   [--queue DIR] [--state S] [--json]          list queued mail
           submit  [--queue DIR] [-f SENDER] [-F NAME] [-t] [-i] [RCPT...] < message
                                                               enqueue a message from stdin; prints its queue id
+          flush   [--queue DIR] [--config F] [--id ID]... [--wait] [--json]
+                                                              deliver now: wakes the running server, or runs one delivery pass
+          mx      DOMAIN [--dns HOST:PORT]... [--json]        the route mail for DOMAIN would take
           trace   ID|MESSAGE-ID [--queue DIR] [--json]        the journey of a message
           hold    ID... [--queue DIR]                         hold: not delivered, never expires
           release ID... [--queue DIR]                         release held mail
@@ -57,6 +60,8 @@ public static class Program
                 "trace" => QueueCommands.Trace(rest, Console.Out),
                 "hold" or "release" or "remove" => await QueueCommands.ActAsync(args[0], rest, cancel.Token),
                 "serve" => await ServeCommand.RunAsync(rest, cancel.Token),
+                "flush" => await DeliveryCommands.FlushAsync(rest, cancel.Token),
+                "mx" => await DeliveryCommands.MxAsync(rest, cancel.Token),
                 "passwd" => PasswdCommand.Run(rest, Console.In, Console.Out),
                 _ => throw CliException.Usage($"unknown command '{args[0]}'. Run 'mailops help'."),
             };

@@ -1,4 +1,5 @@
 using MailOps.Core.Config;
+using MailOps.Core.Delivery;
 using MailOps.Core.Queue;
 using MailOps.Core.Smtp;
 
@@ -6,8 +7,9 @@ namespace MailOps.Cli;
 
 /// <summary>
 /// <c>mailops serve</c>: takes the queue's server lock, sweeps crash leftovers, runs the SMTP
-/// listener, and wakes on the queue trigger. SIGTERM/SIGINT stop it gracefully: no new
-/// connections, messages being received are finished, then it exits.
+/// listener and the delivery engine, which wakes on the queue trigger. SIGTERM/SIGINT stop it
+/// gracefully: no new connections or deliveries; messages being received and deliveries in
+/// flight are finished, then it exits.
 /// </summary>
 internal static class ServeCommand
 {
@@ -15,7 +17,7 @@ internal static class ServeCommand
 
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname"], []);
+        var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname"], ["--no-delivery"]);
         var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
         if (a.Values("--listen").Count > 0) config.Listen = a.Values("--listen").ToList();
         if (a.Value("--hostname") is { } hostName) config.HostName = hostName;
@@ -38,19 +40,18 @@ internal static class ServeCommand
             throw new CliException(ExitCodes.Failure, ex.Message);
         }
         await using var trigger = new QueueTriggerListener(queuePath);
-        log.Info($"serving on {string.Join(", ", listener.LocalEndpoints)} as {config.HostName} (Ctrl+C or SIGTERM to stop)");
+        await using var scheduler = new DeliveryScheduler(config, store, log, new DeliveryOptions { OwnEndpoints = () => listener.LocalEndpoints });
+        log.Info($"serving on {string.Join(", ", listener.LocalEndpoints)} as {config.HostName}" +
+                 (a.Flag("--no-delivery") ? ", delivery off" : $", local mail to {scheduler.MaildirRoot}") + " (Ctrl+C or SIGTERM to stop)");
+        var delivering = a.Flag("--no-delivery")
+            ? Task.Delay(Timeout.Infinite, cancellationToken)
+            : scheduler.RunAsync(trigger, cancellationToken);
         try
         {
-            while (true)
-            {
-                await trigger.WaitAsync(cancellationToken);
-                log.Debug("woken by the queue trigger"); // the delivery engine (issue 4) attaches here
-            }
+            await delivering;
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            log.Info("stopping");
-        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+        log.Info("stopping");
         await listener.StopAsync(StopGrace);
         log.Info("stopped");
         return ExitCodes.Ok;

@@ -41,10 +41,19 @@ public sealed class MailOpsConfig
     public int RemotePort { get; set; } = 25;
     public List<string> DnsServers { get; set; } = [];
     public int ConcurrencyRemote { get; set; } = 20;
+    /// <summary>Connections to one destination at first; the window rises by one per success up to <see cref="ConcurrencyPerDomainMax"/>.</summary>
     public int ConcurrencyPerDomain { get; set; } = 5;
+    public int ConcurrencyPerDomainMax { get; set; } = 20;
     public int ConcurrencyLocal { get; set; } = 10;
     [JsonConverter(typeof(DurationConverter))] public TimeSpan QueueLifetime { get; set; } = TimeSpan.FromDays(5);
+    /// <summary>
+    /// Waits before each retry of a recipient after its 1st, 2nd ... failed attempt; the last one
+    /// repeats. Null: qmail's quadratic schedule, retry n at arrival + (20 s × n)², so the first
+    /// retry comes after 6 min 40 s.
+    /// </summary>
     public List<string>? RetrySchedule { get; set; }
+    /// <summary>How long a destination whose hosts all failed is left alone before one probe; doubles on each failure up to 32 times.</summary>
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan DestinationBackoff { get; set; } = TimeSpan.FromMinutes(1);
     public long MaxMessageSize { get; set; } = 35L * 1024 * 1024;
     public int MaxRecipients { get; set; } = 100;
     public bool HoldIncoming { get; set; }
@@ -127,6 +136,16 @@ public sealed class MailOpsConfig
         Require(!string.IsNullOrWhiteSpace(HostName), "HostName must not be empty.");
         Require(RemotePort is > 0 and < 65536, "RemotePort must be 1-65535.");
         Require(ConcurrencyRemote > 0 && ConcurrencyPerDomain > 0 && ConcurrencyLocal > 0, "Concurrency limits must be positive.");
+        Require(ConcurrencyPerDomainMax >= ConcurrencyPerDomain, "ConcurrencyPerDomainMax must be at least ConcurrencyPerDomain.");
+        Require(DestinationBackoff > TimeSpan.Zero, "DestinationBackoff must be positive.");
+        foreach (var step in RetrySchedule ?? [])
+            Require(Duration.TryParse(step, out var wait) && wait > TimeSpan.Zero, $"RetrySchedule: '{step}' is not a positive duration (e.g. 10m).");
+        foreach (var server in DnsServers)
+            Require(Dns.DnsEndpoint.TryParse(server, out _), $"DnsServers: '{server}' is not an address with an optional port (1.2.3.4, 1.2.3.4:53, [::1]:53).");
+        foreach (var (domain, host) in Routes)
+            Require(Delivery.Remote.HostAndPort.TryParse(host, RemotePort, out _), $"Routes: '{host}' for {domain} is not host[:port].");
+        if (SmartHost is not null)
+            Require(Delivery.Remote.HostAndPort.TryParse(SmartHost, RemotePort, out _), $"SmartHost: '{SmartHost}' is not host[:port].");
         Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");

@@ -50,7 +50,14 @@ public sealed class EnvelopeRecipient
     public RecipientState State { get; set; }
     public int Attempts { get; set; }
     public DateTimeOffset? NextAttempt { get; set; }
+    /// <summary>The last attempt's result in one line: "550 5.1.1 no such user", or our own reason.</summary>
     public string? LastError { get; set; }
+    /// <summary>The last attempt's RFC 3463 status ("5.1.1"), for a DSN's Status field.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Status { get; set; }
+    /// <summary>The remote server's last reply, verbatim ("550 5.1.1 no such user"); null when no server answered.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? LastReply { get; set; }
+    /// <summary>The host that gave <see cref="LastReply"/> (a DSN's Remote-MTA).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? RemoteHost { get; set; }
     public DateTimeOffset? Updated { get; set; }
     /// <summary>RFC 3461 ORCPT, kept as given ("rfc822;user@example.org").</summary>
     public string? OriginalRecipient { get; set; }

@@ -207,6 +207,25 @@ public sealed class QueueStore : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Every committed envelope's id with the time its file was last replaced: a scheduler re-reads
+    /// only the envelopes whose stamp changed since it last looked.
+    /// </summary>
+    internal List<(string Id, DateTime Stamp)> EnvelopeStamps()
+    {
+        if (!Directory.Exists(Layout.EnvDir)) return [];
+        var result = new List<(string, DateTime)>();
+        var entries = new System.IO.Enumeration.FileSystemEnumerable<(string, DateTime)>(Layout.EnvDir,
+            (ref System.IO.Enumeration.FileSystemEntry entry) => (entry.FileName.ToString(), entry.LastWriteTimeUtc.UtcDateTime),
+            new EnumerationOptions { IgnoreInaccessible = true, AttributesToSkip = 0 })
+        {
+            ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry entry) => !entry.IsDirectory,
+        };
+        foreach (var (id, stamp) in entries)
+            if (QueueId.IsValid(id)) result.Add((id, stamp));
+        return result;
+    }
+
     /// <summary>File names (not paths) in a directory; none when it does not exist.</summary>
     private static IEnumerable<string> SafeNames(string directory)
     {
@@ -323,6 +342,61 @@ public sealed class QueueStore : IDisposable
         {
             try { File.Delete(tmp); } catch (IOException) { }
             throw;
+        }
+    }
+
+    // ---------------------------------------------------------------- delivery (Delivery/ records its results here)
+
+    /// <summary>Marks a delivery of <paramref name="id"/> as in flight: operators see it Active, and a crash leaves the marker for the sweep.</summary>
+    internal void MarkActive(string id)
+    {
+        using (new FileStream(Layout.Active(id), FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1)) { }
+    }
+
+    internal void ClearActive(string id)
+    {
+        try { File.Delete(Layout.Active(id)); }
+        catch (IOException) { }
+    }
+
+    /// <summary>
+    /// Applies a delivery's results to the current envelope under the id's lock: <paramref name="apply"/>
+    /// changes recipients and returns the events to journal. When every recipient is then final,
+    /// <paramref name="beforeRetire"/> runs (it queues the DSN) and the message leaves the queue;
+    /// otherwise the envelope is replaced durably. The unlinks of a finished message are not
+    /// fsynced: a crash may bring it back, and it is delivered again (at least once, as qmail).
+    /// </summary>
+    /// <returns>The envelope as recorded, or null when the message was removed meanwhile (nothing is recorded).</returns>
+    internal async Task<Envelope?> RecordAsync(string id, Func<Envelope, IReadOnlyList<JournalEvent>> apply,
+        Func<Envelope, CancellationToken, Task>? beforeRetire, CancellationToken cancellationToken)
+    {
+        using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
+        {
+            var envelope = ReadEnvelope(id);
+            if (envelope is null) return null;
+            var events = apply(envelope);
+            if (envelope.Recipients.All(r => r.IsFinal))
+            {
+                try
+                {
+                    if (beforeRetire is not null) await beforeRetire(envelope, cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // Keep the results: the finished message stays (state Bounced) and is finished later.
+                    WriteEnvelopeLocked(envelope);
+                    if (events.Count > 0) AppendJournal(id, events);
+                    throw;
+                }
+                File.Delete(Layout.Env(id));
+                File.Delete(Layout.Mess(id));
+            }
+            else
+            {
+                WriteEnvelopeLocked(envelope);
+            }
+            if (events.Count > 0) AppendJournal(id, events);
+            return envelope;
         }
     }
 

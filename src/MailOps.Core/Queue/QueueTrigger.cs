@@ -13,6 +13,8 @@ namespace MailOps.Core.Queue;
 public static class QueueTrigger
 {
     private static readonly byte[] Pulse = [1];
+    /// <summary>A pull that also asks for destinations marked down to be retried at once (a flush).</summary>
+    private static readonly byte[] FlushPulse = [2];
     private static Socket? _sender;
 
     /// <summary>One unbound, non-blocking datagram socket per process serves every pull.</summary>
@@ -32,18 +34,21 @@ public static class QueueTrigger
     }
 
     /// <summary>Wakes whatever process serves the queue, if any.</summary>
-    public static void Pull(string queuePath)
+    /// <param name="queuePath">The queue.</param>
+    /// <param name="flush">Also retry destinations the server has marked down (an operator's flush).</param>
+    public static void Pull(string queuePath, bool flush = false)
     {
+        var pulse = flush ? FlushPulse : Pulse;
         try
         {
             if (OperatingSystem.IsWindows())
             {
                 using var pipe = new NamedPipeClientStream(".", PipeName(queuePath), PipeDirection.Out);
                 pipe.Connect(0);
-                pipe.WriteByte(1);
+                pipe.WriteByte(pulse[0]);
                 return;
             }
-            Sender.SendTo(Pulse, new UnixDomainSocketEndPoint(SocketPath(queuePath)));
+            Sender.SendTo(pulse, new UnixDomainSocketEndPoint(SocketPath(queuePath)));
         }
         catch (Exception ex) when (ex is SocketException or IOException or TimeoutException or UnauthorizedAccessException)
         {
@@ -81,6 +86,7 @@ public sealed class QueueTriggerListener : IAsyncDisposable
     private readonly Socket? _socket;
     private readonly string? _socketPath;
     private readonly string _queuePath;
+    private const int FlushByte = 2;
 
     /// <summary>Starts listening. Only the process holding the server lock should do this.</summary>
     public QueueTriggerListener(string queuePath)
@@ -105,8 +111,13 @@ public sealed class QueueTriggerListener : IAsyncDisposable
     /// <summary>Completes when the trigger was pulled since the last call returned.</summary>
     public Task WaitAsync(CancellationToken cancellationToken = default) => _signal.WaitAsync(cancellationToken);
 
-    private void Signal()
+    /// <summary>True once after a flush pull arrived (see <see cref="QueueTrigger.Pull"/>).</summary>
+    public bool TakeFlushRequest() => Interlocked.Exchange(ref _flush, 0) == 1;
+    private int _flush;
+
+    private void Signal(int pulse)
     {
+        if (pulse == FlushByte) Volatile.Write(ref _flush, 1);
         Interlocked.Increment(ref _pulls);
         lock (_signal)
         {
@@ -121,8 +132,8 @@ public sealed class QueueTriggerListener : IAsyncDisposable
         {
             try
             {
-                await _socket!.ReceiveAsync(buffer, SocketFlags.None, _stop.Token).ConfigureAwait(false);
-                Signal();
+                int n = await _socket!.ReceiveAsync(buffer, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                Signal(n > 0 ? buffer[0] : 1);
             }
             catch (OperationCanceledException) { return; }
             catch (ObjectDisposedException) { return; }
@@ -139,7 +150,7 @@ public sealed class QueueTriggerListener : IAsyncDisposable
                 await using var server = new NamedPipeServerStream(QueueTrigger.PipeName(_queuePath), PipeDirection.In,
                     NamedPipeServerStream.MaxAllowedServerInstances, PipeTransmissionMode.Byte, PipeOptions.Asynchronous);
                 await server.WaitForConnectionAsync(_stop.Token).ConfigureAwait(false);
-                Signal();
+                Signal(server.ReadByte());
             }
             catch (OperationCanceledException) { return; }
             catch (IOException) { await Task.Delay(100).ConfigureAwait(false); }

@@ -1,6 +1,7 @@
 using System.Net;
 using MailOps.Core.Addressing;
 using MailOps.Core.Config;
+using MailOps.Core.Local;
 
 namespace MailOps.Core.Smtp;
 
@@ -21,32 +22,20 @@ internal enum RecipientVerdict
 /// </summary>
 internal sealed class RecipientPolicy
 {
-    private readonly HashSet<string> _local;
-    private readonly HashSet<string> _virtual;
+    private readonly LocalMailboxes _mailboxes;
     private readonly HashSet<string> _relay;
-    private readonly HashSet<string> _mailboxes;
-    private readonly HashSet<string> _catchAllDomains;
     private readonly IPNetwork[] _relayClients;
 
     public RecipientPolicy(MailOpsConfig config)
     {
-        _local = new(config.LocalDomains, StringComparer.OrdinalIgnoreCase);
-        _virtual = new(config.VirtualDomains.Keys, StringComparer.OrdinalIgnoreCase);
+        _mailboxes = new LocalMailboxes(config);
         _relay = new(config.RelayDomains, StringComparer.OrdinalIgnoreCase);
-        _mailboxes = new(StringComparer.OrdinalIgnoreCase);
-        _catchAllDomains = new(StringComparer.OrdinalIgnoreCase);
-        foreach (string m in config.Mailboxes)
-        {
-            if (m.StartsWith("*@", StringComparison.Ordinal)) _catchAllDomains.Add(m[2..]);
-            else _mailboxes.Add(m);
-        }
-        foreach (string alias in config.Aliases.Keys) _mailboxes.Add(alias);
         // Validated with the configuration (MailOpsConfig.Validate), so every entry parses.
         _relayClients = config.RelayClients.Select(c => MailOpsConfig.TryParseNetwork(c, out var n) ? n : throw new ConfigException($"RelayClients: '{c}'")).ToArray();
     }
 
     /// <summary>True when the domain's mail is delivered here (local or virtual).</summary>
-    public bool IsOurs(string domain) => _local.Contains(domain) || _virtual.Contains(domain);
+    public bool IsOurs(string domain) => _mailboxes.IsOurs(domain);
 
     /// <summary>True when <paramref name="client"/> is in RelayClients.</summary>
     public bool IsRelayClient(IPAddress? client)
@@ -66,23 +55,10 @@ internal sealed class RecipientPolicy
             // "u%dest@self", "dest!u@self" and "\"u@dest\"@self" ask us to route onwards: that is
             // relaying, whatever the domain says (behaviour 8; qmail's percenthack is off).
             if (!mayRelay && recipient.LocalPart.AsSpan().IndexOfAny('%', '!', '@') >= 0) return RecipientVerdict.RelayDenied;
-            return MailboxExists(recipient) ? RecipientVerdict.Accept : RecipientVerdict.UnknownUser;
+            // An unknown local user is refused now, never bounced later (spec §5).
+            return _mailboxes.Exists(recipient) ? RecipientVerdict.Accept : RecipientVerdict.UnknownUser;
         }
         if (_relay.Contains(domain) || mayRelay) return RecipientVerdict.Accept;
         return RecipientVerdict.RelayDenied;
-    }
-
-    /// <summary>
-    /// postmaster always exists; then the address itself, an alias, <c>*@domain</c>, or for
-    /// <c>user-ext@domain</c> the mailbox <c>user@domain</c> (qmail's user-ext rule).
-    /// </summary>
-    public bool MailboxExists(EnvelopeAddress recipient)
-    {
-        string local = recipient.LocalPart, domain = recipient.Domain;
-        if (local.Equals("postmaster", StringComparison.OrdinalIgnoreCase)) return true;
-        if (_catchAllDomains.Contains(domain) || _mailboxes.Contains(local + "@" + domain)) return true;
-        for (int dash = local.IndexOf('-'); dash > 0; dash = local.IndexOf('-', dash + 1))
-            if (_mailboxes.Contains(local[..dash] + "@" + domain)) return true;
-        return false;
     }
 }

@@ -1,0 +1,105 @@
+using MailOps.Core.Queue;
+using MimeKit;
+using MimeKit.Utils;
+
+namespace MailOps.Core.Delivery;
+
+/// <summary>
+/// Non-delivery reports: RFC 3464 delivery-status inside an RFC 6522 multipart/report, built with
+/// MimeKit's MultipartReport and MessageDeliveryStatus. The report goes to the envelope sender
+/// from the null reverse-path (RFC 5321 §4.5.5, §6.1); it returns the whole message, or only its
+/// headers when the sender asked for RET=HDRS.
+/// </summary>
+public static class BounceBuilder
+{
+    /// <summary>Messages larger than this come back as headers only, whatever RET said (Postfix's bounce_size_limit does the same).</summary>
+    public const long MaxReturnedSize = 10 * 1024 * 1024;
+
+    /// <summary>
+    /// The recipients of <paramref name="envelope"/> that call for a failure report: bounced, and
+    /// NOTIFY not saying otherwise (RFC 3461 §4.1). None for a bounce: a bounce is never bounced.
+    /// </summary>
+    public static IReadOnlyList<EnvelopeRecipient> ReportableFailures(Envelope envelope) =>
+        envelope.IsBounce
+            ? []
+            : envelope.Recipients.Where(r => r.State == RecipientState.Bounced && (r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Failure))).ToList();
+
+    /// <summary>Builds the report for <paramref name="failed"/>; <paramref name="original"/> is the stored message.</summary>
+    public static MimeMessage Build(Envelope envelope, IReadOnlyList<EnvelopeRecipient> failed, Stream original, string hostName, DateTimeOffset now)
+    {
+        var report = new MimeMessage();
+        report.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + hostName));
+        try { report.To.Add(MailboxAddress.Parse(envelope.Sender)); }
+        catch (ParseException) { report.Headers.Add("To", "<" + envelope.Sender + ">"); }
+        report.Subject = "Undelivered Mail Returned to Sender";
+        report.Date = now;
+        report.MessageId = MimeUtils.GenerateMessageId(hostName);
+        report.Headers.Add("Auto-Submitted", "auto-replied"); // RFC 3834 §5
+
+        var text = new System.Text.StringBuilder();
+        text.Append($"This is the mail system at {hostName}.\n\n");
+        text.Append("Your message could not be delivered to one or more recipients.\n");
+        text.Append("It is attached below. The reasons:\n\n");
+        foreach (var r in failed) text.Append($"<{r.Address}>: {r.LastError}\n");
+
+        var status = new MessageDeliveryStatus();
+        var perMessage = new HeaderList
+        {
+            { "Reporting-MTA", "dns; " + hostName },
+        };
+        if (envelope.EnvelopeId is { } envid) perMessage.Add("Original-Envelope-Id", envid);
+        perMessage.Add("Arrival-Date", DateUtils.FormatDate(envelope.Arrived));
+        status.StatusGroups.Add(perMessage);
+        foreach (var r in failed)
+        {
+            var fields = new HeaderList();
+            if (r.OriginalRecipient is { } orcpt) fields.Add("Original-Recipient", orcpt);
+            fields.Add("Final-Recipient", "rfc822; " + r.Address);
+            fields.Add("Action", "failed");
+            fields.Add("Status", r.Status ?? "5.0.0");
+            if (r.RemoteHost is { } mta && mta != "maildir") fields.Add("Remote-MTA", "dns; " + mta);
+            // Diagnostic-Code is a remote server's own words (RFC 3464 §2.3.6); our reasons stay in the text part.
+            if (r.LastReply is { } reply) fields.Add("Diagnostic-Code", "smtp; " + reply);
+            if (r.Updated is { } last) fields.Add("Last-Attempt-Date", DateUtils.FormatDate(last));
+            status.StatusGroups.Add(fields);
+        }
+
+        var multipart = new MultipartReport("delivery-status")
+        {
+            new TextPart("plain") { Text = text.ToString() },
+            status,
+        };
+        original.Position = 0;
+        bool headersOnly = envelope.Return == DsnReturn.Headers || envelope.Size > MaxReturnedSize;
+        var returned = MimeMessage.Load(original);
+        if (headersOnly)
+        {
+            var headers = new MimePart("text", "rfc822-headers") { Content = new MimeContent(HeadersOf(returned)) };
+            multipart.Add(headers);
+        }
+        else
+        {
+            multipart.Add(new MessagePart { Message = returned });
+        }
+        report.Body = multipart;
+        return report;
+    }
+
+    private static Stream HeadersOf(MimeMessage message)
+    {
+        var stream = new MemoryStream();
+        message.Headers.WriteTo(stream);
+        stream.Position = 0;
+        return stream;
+    }
+
+    /// <summary>The envelope of the report: from &lt;&gt; to the original sender.</summary>
+    public static Envelope EnvelopeFor(Envelope original, string hostName, DateTimeOffset now) => new()
+    {
+        Arrived = now,
+        Sender = "",
+        Recipients = [new EnvelopeRecipient { Address = original.Sender, State = RecipientState.Pending }],
+        Origin = MessageOrigin.Bounce,
+        ClientHelo = hostName,
+    };
+}

@@ -1,0 +1,140 @@
+using MailOps.Core.Config;
+using MailOps.Core.Queue;
+using Microsoft.Extensions.Logging;
+
+namespace MailOps.Core.Delivery;
+
+/// <summary>What became of one recipient after a flush.</summary>
+public enum FlushOutcome
+{
+    Delivered,
+    Deferred,
+    Bounced,
+    /// <summary>Not attempted (yet): its destination is down, or the server has not reached it.</summary>
+    Waiting,
+    /// <summary>The id is not in the queue.</summary>
+    NotQueued,
+}
+
+/// <summary>One line of a flush report (Send-QueuedMail -Wait, <c>mailops flush --wait</c>).</summary>
+public sealed record FlushResult(string Id, string? Recipient, FlushOutcome Outcome, string? Status, string? Host, string? Detail, DateTimeOffset? Time);
+
+/// <summary>The outcome of a flush.</summary>
+/// <param name="Served">True when a running server was asked to deliver; false when this process ran the pass itself.</param>
+/// <param name="Messages">Messages flushed.</param>
+/// <param name="Results">Per-recipient results (empty when a server was only woken, without waiting).</param>
+public sealed record FlushReport(bool Served, int Messages, IReadOnlyList<FlushResult> Results);
+
+/// <summary>
+/// A flush (qmail's <c>qmail-tcpok; kill -ALRM qmail-send</c>, Postfix's <c>postqueue -f</c>): every
+/// selected deferred recipient becomes due now. When a server serves the queue it is woken (and
+/// told to retry destinations it marked down); otherwise this process takes the server lock and
+/// runs one delivery pass itself, for scheduled jobs. Results are read back from the journals, so
+/// both ways report the same thing.
+/// </summary>
+public static class QueueFlush
+{
+    /// <param name="ids">Messages to flush; null for every message with a recipient waiting.</param>
+    /// <param name="wait">With a running server: wait until every selected recipient was attempted.</param>
+    /// <param name="progress">Recipients attempted so far, out of how many.</param>
+    public static async Task<FlushReport> RunAsync(MailOpsConfig config, QueueStore store, IReadOnlyCollection<string>? ids, bool wait,
+        ILogger? logger = null, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var started = DateTimeOffset.UtcNow.AddMilliseconds(-1);
+        var missing = new List<string>();
+        var expected = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var targets = ids?.Distinct(StringComparer.Ordinal).ToList()
+                      ?? store.List().Where(m => m.Envelope.Recipients.Any(Waiting)).Select(m => m.Id).ToList();
+        foreach (var id in targets)
+        {
+            try
+            {
+                var mail = await store.MakeDueAsync(id, cancellationToken).ConfigureAwait(false);
+                expected[id] = mail.Envelope.Recipients.Where(Waiting).Select(r => r.Address).ToList();
+            }
+            catch (QueuedMessageNotFoundException)
+            {
+                missing.Add(id);
+            }
+        }
+
+        bool served;
+        using (var serverLock = store.IsServed() ? null : store.TryAcquireServerLock())
+        {
+            served = serverLock is null;
+            if (served)
+            {
+                QueueTrigger.Pull(store.QueuePath, flush: true);
+                if (!wait) return new FlushReport(true, expected.Count, missing.Select(NotQueued).ToList());
+                await WaitForAttemptsAsync(store, expected, started, progress, cancellationToken).ConfigureAwait(false);
+            }
+            else if (expected.Count > 0)
+            {
+                store.Sweep(asServer: true);
+                await using var scheduler = new DeliveryScheduler(config, store, logger);
+                var pass = scheduler.RunPassAsync(expected.Keys, cancellationToken);
+                while (await Task.WhenAny(pass, Task.Delay(500, cancellationToken)).ConfigureAwait(false) != pass)
+                    progress?.Report(CountAttempted(store, expected, started));
+                await pass.ConfigureAwait(false);
+            }
+        }
+        var results = new List<FlushResult>();
+        results.AddRange(missing.Select(NotQueued));
+        foreach (var (id, recipients) in expected)
+        {
+            var outcomes = Outcomes(store, id, started);
+            foreach (var rcpt in recipients)
+                results.Add(outcomes.TryGetValue(rcpt, out var e)
+                    ? new FlushResult(id, rcpt, e.Event switch
+                    {
+                        JournalEventType.Delivered => FlushOutcome.Delivered,
+                        JournalEventType.Bounced => FlushOutcome.Bounced,
+                        _ => FlushOutcome.Deferred,
+                    }, e.Status, e.Host, e.Detail, e.Time)
+                    : new FlushResult(id, rcpt, FlushOutcome.Waiting, null, null, store.Find(id) is null ? "the message left the queue" : "not attempted yet", null));
+        }
+        return new FlushReport(served, expected.Count, results);
+    }
+
+    private static bool Waiting(EnvelopeRecipient r) => r.State is RecipientState.Pending or RecipientState.Deferred;
+
+    private static FlushResult NotQueued(string id) => new(id, null, FlushOutcome.NotQueued, null, null, "no such message in the queue", null);
+
+    /// <summary>The last outcome event per recipient since <paramref name="since"/>.</summary>
+    private static Dictionary<string, JournalEvent> Outcomes(QueueStore store, string id, DateTimeOffset since)
+    {
+        var last = new Dictionary<string, JournalEvent>(StringComparer.OrdinalIgnoreCase);
+        foreach (var e in store.ReadJournal(id))
+            if (e.Time >= since && e.Recipient is { } r && e.Event is JournalEventType.Delivered or JournalEventType.Deferred or JournalEventType.Bounced)
+                last[r] = e;
+        return last;
+    }
+
+    private static (int Done, int Total) CountAttempted(QueueStore store, Dictionary<string, List<string>> expected, DateTimeOffset since)
+    {
+        int done = 0, total = 0;
+        foreach (var (id, recipients) in expected)
+        {
+            total += recipients.Count;
+            var outcomes = Outcomes(store, id, since);
+            var envelope = store.ReadEnvelope(id);
+            // Gone (delivered, or removed by an operator) or held meanwhile: nothing more will happen to it.
+            done += recipients.Count(r => envelope is null || outcomes.ContainsKey(r)
+                || envelope.Recipients.Any(x => x.State == RecipientState.Held && x.Address.Equals(r, StringComparison.OrdinalIgnoreCase)));
+        }
+        return (done, total);
+    }
+
+    /// <summary>A client waiting on another process: it looks at the journals twice a second until every recipient has an outcome.</summary>
+    private static async Task WaitForAttemptsAsync(QueueStore store, Dictionary<string, List<string>> expected, DateTimeOffset since,
+        IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var (done, total) = CountAttempted(store, expected, since);
+            progress?.Report((done, total));
+            if (done >= total) return;
+            await Task.Delay(500, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
