@@ -14,7 +14,7 @@ try:
                 '"HoldIncoming":true,"MaxConnections":2000,"MaxConnectionsPerClient":2000,'
                 '"MaxMessageSize":209715200,"Tls":{"Enabled":false}}')
     server = subprocess.Popen([mailops, "serve", "--config", f"{work}/config.json", "--queue", f"{work}/queue",
-                               "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True,
+                               "--listen", "127.0.0.1:0", "--no-delivery"], stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096)))
     port = None
     for line in server.stderr:

@@ -112,7 +112,11 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 var first = await Task.WhenAny(triggered, woken, timer).ConfigureAwait(false);
                 if (first.IsCanceled) break;
                 rescan = first != woken;
-                if (first == triggered) triggered = null;
+                if (first == triggered)
+                {
+                    triggered = null;
+                    _log.LogDebug(DeliveryEvents.Woken, "woken by the queue trigger");
+                }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
@@ -625,4 +629,5 @@ internal static class DeliveryEvents
     public static readonly EventId DestinationUp = new(203, "DestinationUp");
     public static readonly EventId BounceQueued = new(204, "BounceQueued");
     public static readonly EventId AliasProblem = new(205, "AliasProblem");
+    public static readonly EventId Woken = new(206, "Woken");
 }

@@ -165,7 +165,10 @@ public class CliEndToEndTests : IDisposable
     [Fact]
     public async Task Serve_is_woken_by_a_submit_from_another_process_and_stops_on_sigterm()
     {
-        using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--queue", _q.QueuePath, "--listen", "127.0.0.1:0"],
+        // No DNS here: lookups fail at once (a closed port), so the delivery attempt defers quickly.
+        string config = Path.Combine(_q.Root, "config.json");
+        await File.WriteAllTextAsync(config, """{ "DnsServers": ["127.0.0.1:9"] }""");
+        using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--config", config, "--queue", _q.QueuePath, "--listen", "127.0.0.1:0"],
             new Dictionary<string, string?> { ["MAILOPS_LOG"] = "debug" }))!;
         var stderr = new List<string>();
         var woken = new TaskCompletionSource();

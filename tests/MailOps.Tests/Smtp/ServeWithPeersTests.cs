@@ -32,7 +32,7 @@ public sealed class ServeWithPeersTests : IAsyncLifetime
             Users = new[] { new { Name = "peer", PasswordHash = hash.Stdout.Trim() } },
         }));
         var serving = new TaskCompletionSource<int>();
-        _serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--config", config, "--queue", _q.QueuePath, "--listen", "127.0.0.1:0"]))!;
+        _serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--config", config, "--queue", _q.QueuePath, "--listen", "127.0.0.1:0", "--no-delivery"]))!;
         _serve.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
