@@ -27,7 +27,7 @@ internal static class ServeCommand
         using var serverLock = store.TryAcquireServerLock()
             ?? throw new CliException(ExitCodes.TempFail, $"another process already serves the queue at {queuePath}.");
         var sweep = store.Sweep(asServer: true);
-        log.Info($"queue {queuePath}: {store.List().Count} messages; swept {sweep.TmpRemoved} temporary and {sweep.OrphanBodiesRemoved} orphaned files, {sweep.InterruptedDeliveries.Count} interrupted deliveries");
+        log.Info($"queue {queuePath}: {store.Count()} messages; swept {sweep.TmpRemoved} temporary and {sweep.OrphanBodiesRemoved} orphaned files, {sweep.InterruptedDeliveries.Count} interrupted deliveries");
 
         var context = new SmtpServerContext(config, store, log);
         await using var listener = new SmtpListener(context);

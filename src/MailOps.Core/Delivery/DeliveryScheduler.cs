@@ -207,6 +207,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 }
                 _seen[id] = (stamp, due);
             }
+            // A long queue: let deliveries start while the rest is read.
+            if (present.Count % 256 == 0) Pump();
         }
         lock (_gate)
         {
@@ -391,7 +393,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             IReadOnlyList<RecipientResult> results;
             IReadOnlyList<JournalEvent> connectionEvents = [];
             var outcome = JobOutcome.Done;
-            await using (var body = OpenBody(id))
+            await using (var body = _store.OpenBodyForDelivery(id))
             {
                 if (body is null) return JobOutcome.NotRun;
                 if (d.Local)
@@ -432,18 +434,6 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                     _store.ClearActive(id);
                 }
             }
-        }
-    }
-
-    private FileStream? OpenBody(string id)
-    {
-        try
-        {
-            return (FileStream)_store.OpenBody(id);
-        }
-        catch (QueuedMessageNotFoundException)
-        {
-            return null;
         }
     }
 

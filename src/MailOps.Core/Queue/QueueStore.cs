@@ -207,6 +207,9 @@ public sealed class QueueStore : IDisposable
         return result;
     }
 
+    /// <summary>How many messages are queued (a directory listing: no envelope is read).</summary>
+    public int Count() => EnvelopeStamps().Count;
+
     /// <summary>
     /// Every committed envelope's id with the time its file was last replaced: a scheduler re-reads
     /// only the envelopes whose stamp changed since it last looked.
@@ -348,6 +351,19 @@ public sealed class QueueStore : IDisposable
     // ---------------------------------------------------------------- delivery (Delivery/ records its results here)
 
     /// <summary>Marks a delivery of <paramref name="id"/> as in flight: operators see it Active, and a crash leaves the marker for the sweep.</summary>
+    /// <summary>The stored body for a delivery that has just read the envelope; null when the message is gone.</summary>
+    internal FileStream? OpenBodyForDelivery(string id)
+    {
+        try
+        {
+            return new FileStream(Layout.Mess(id), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 16 * 1024);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
     internal void MarkActive(string id)
     {
         using (new FileStream(Layout.Active(id), FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1)) { }
