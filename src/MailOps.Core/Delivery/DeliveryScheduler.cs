@@ -94,7 +94,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     public async Task RunAsync(QueueTriggerListener trigger, CancellationToken cancellationToken)
     {
         using var stop = cancellationToken.Register(BeginStopping);
-        Task? triggered = null;
+        Task? triggered = null, woken = null;
         bool rescan = true;
         try
         {
@@ -106,12 +106,15 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 var sleep = SleepUntil(nextDue) - _clock.GetUtcNow();
                 if (sleep < TimeSpan.Zero) sleep = TimeSpan.Zero;
                 if (sleep > MaxSleep) sleep = MaxSleep;
+                // A wait that lost the race stays pending and is reused: a fresh one would let the
+                // old waiter swallow the next signal.
                 triggered ??= trigger.WaitAsync(cancellationToken);
-                var woken = _wake.WaitAsync(cancellationToken);
+                woken ??= _wake.WaitAsync(cancellationToken);
                 var timer = Task.Delay(sleep, _clock, cancellationToken);
                 var first = await Task.WhenAny(triggered, woken, timer).ConfigureAwait(false);
                 if (first.IsCanceled) break;
                 rescan = first != woken;
+                if (first == woken) woken = null;
                 if (first == triggered)
                 {
                     triggered = null;

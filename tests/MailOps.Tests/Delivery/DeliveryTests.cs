@@ -230,6 +230,26 @@ public class DeliveryTests
         Assert.All(ids.Except(attempted), id => Assert.Equal(RecipientState.Pending, Env(store, id)!.Recipients[0].State));
     }
 
+    [PeerFact("dnsmasq")]
+    public async Task A_serving_scheduler_probes_a_dead_destination_once_per_backoff_period()
+    {
+        await using var net = new MailNetwork();
+        await net.StartDnsAsync("--mx-host=down.test,mx.down.test,10", "--host-record=mx.down.test,127.0.0.2");
+        var greeter = net.StartGreeter("127.0.0.2", "421 4.3.2 service not available");
+        var store = net.OpenSenderStore();
+        for (int i = 0; i < 10; i++) await MailNetwork.EnqueueAsync(store, "s@sender.test", [$"u{i}@down.test"]);
+        // Backoff 400 ms doubling: probes at t0, t0 + 0.4, t0 + 1.2 and t0 + 2.8 s, t0 being the first (JIT, DNS).
+        var config = net.SenderConfig(c => { c.DestinationBackoff = TimeSpan.FromMilliseconds(400); c.RetrySchedule = ["1h"]; });
+
+        await using var trigger = new QueueTriggerListener(store.QueuePath);
+        await using var scheduler = new DeliveryScheduler(config, store);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3.5));
+        await scheduler.RunAsync(trigger, stop.Token);
+
+        Assert.InRange(greeter.Connections, 3, 4);
+        Assert.Equal(greeter.Connections, store.List().Count(m => m.State == MessageState.Deferred));
+    }
+
     [PeerFact("dnsmasq", "smtp-sink")]
     public async Task Concurrency_caps_hold_and_one_connection_carries_many_messages()
     {
