@@ -86,6 +86,36 @@ public class DeliveryTests
         Assert.Equal(2, orders.Count);
     }
 
+    [PeerFact("dnsmasq", "smtp-sink")]
+    public async Task Smtp_sink_answering_4xx_5xx_or_hanging_up_gives_deferred_bounced_and_next_host()
+    {
+        await using var net = new MailNetwork();
+        await net.StartDnsAsync(
+            "--mx-host=soft.test,mx.soft.test,10", "--host-record=mx.soft.test,127.0.0.2",
+            "--mx-host=hard.test,mx.hard.test,10", "--host-record=mx.hard.test,127.0.0.3",
+            "--mx-host=drop.test,mx1.drop.test,10", "--host-record=mx1.drop.test,127.0.0.4",
+            "--mx-host=drop.test,mx2.drop.test,20", "--host-record=mx2.drop.test,127.0.0.5");
+        net.StartSink("127.0.0.2", "-r", "rcpt");   // 4xx to every RCPT
+        net.StartSink("127.0.0.3", "-f", "data");   // 5xx to DATA
+        net.StartSink("127.0.0.4", "-q", "mail");   // hangs up at MAIL, before any reply
+        var good = net.StartSink("127.0.0.5");
+        var store = net.OpenSenderStore();
+        string soft = await MailNetwork.EnqueueAsync(store, "s@sender.test", ["u@soft.test"]);
+        string hard = await MailNetwork.EnqueueAsync(store, "s@sender.test", ["u@hard.test"]);
+        string drop = await MailNetwork.EnqueueAsync(store, "s@sender.test", ["u@drop.test"]);
+
+        await MailNetwork.PassAsync(net.SenderConfig(), store, [soft, hard, drop]);
+
+        var deferred = Env(store, soft)!.Recipients.Single();
+        Assert.Equal(RecipientState.Deferred, deferred.State);
+        Assert.StartsWith("4", deferred.LastReply);
+        var bounced = Assert.Single(Journal(store, hard, JournalEventType.Bounced), e => e.Recipient is not null);
+        Assert.StartsWith("5", bounced.Status);
+        Assert.Null(Env(store, drop)); // mx1 hung up before answering MAIL: mx2 took it
+        Assert.Equal("mx2.drop.test", Assert.Single(Journal(store, drop, JournalEventType.Delivered)).Host);
+        await WaitForAsync(() => good.Counters().Messages == 1);
+    }
+
     [PeerFact("dnsmasq")]
     public async Task Mail_never_loops_back_to_this_server()
     {
