@@ -350,7 +350,6 @@ public sealed class QueueStore : IDisposable
 
     // ---------------------------------------------------------------- delivery (Delivery/ records its results here)
 
-    /// <summary>Marks a delivery of <paramref name="id"/> as in flight: operators see it Active, and a crash leaves the marker for the sweep.</summary>
     /// <summary>The stored body for a delivery that has just read the envelope; null when the message is gone.</summary>
     internal FileStream? OpenBodyForDelivery(string id)
     {
@@ -364,6 +363,7 @@ public sealed class QueueStore : IDisposable
         }
     }
 
+    /// <summary>Marks a delivery of <paramref name="id"/> as in flight: operators see it Active, and a crash leaves the marker for the sweep.</summary>
     internal void MarkActive(string id)
     {
         using (new FileStream(Layout.Active(id), FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1)) { }
