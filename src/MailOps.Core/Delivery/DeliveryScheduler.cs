@@ -497,10 +497,10 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     // ---------------------------------------------------------------- results, retries, bounces
 
-    private Task RecordAsync(string id, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents, CancellationToken cancellationToken)
+    private async Task RecordAsync(string id, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents, CancellationToken cancellationToken)
     {
         var now = _clock.GetUtcNow();
-        return _store.RecordAsync(id, envelope =>
+        var recorded = await _store.RecordAsync(id, envelope =>
         {
             var events = new List<JournalEvent>(connectionEvents);
             foreach (var result in results)
@@ -550,7 +550,17 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 });
             }
             return events;
-        }, QueueBounceAsync, cancellationToken);
+        }, QueueBounceAsync, cancellationToken).ConfigureAwait(false);
+        if (recorded is null && results.Count > 0)
+        {
+            // Removed by an operator while the delivery was in flight: the attempt happened, so
+            // the trace says so, but there is no envelope left to record it in (docs/queue.md).
+            _store.AppendJournal(id, connectionEvents.Concat(results.Select(r => new JournalEvent
+            {
+                Time = now, Event = JournalEventType.Attempt, Recipient = r.Recipient, Host = r.Host, Address = r.Address, Tls = r.Tls,
+                Status = r.Status, Detail = r.Detail + " (result dropped: the message was removed during the delivery)", DurationMs = r.DurationMs,
+            })).ToList());
+        }
     }
 
     /// <summary>Runs under the message's lock just before a finished message leaves the queue.</summary>

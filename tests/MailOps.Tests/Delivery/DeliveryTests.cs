@@ -116,6 +116,35 @@ public class DeliveryTests
         await WaitForAsync(() => good.Counters().Messages == 1);
     }
 
+    [PeerFact("dnsmasq", "smtp-sink")]
+    public async Task Hold_and_remove_while_a_delivery_is_in_flight_are_safe_and_traced()
+    {
+        await using var net = new MailNetwork();
+        // Two domains (two destinations, so both deliveries run at once) on one slow host.
+        await net.StartDnsAsync("--mx-host=slow.test,mx.slow.test,10", "--mx-host=slow2.test,mx.slow.test,10", "--host-record=mx.slow.test,127.0.0.2");
+        var sink = net.StartSink("127.0.0.2", "-w", "2"); // answers DATA after 2 s
+        var store = net.OpenSenderStore();
+        string removed = await MailNetwork.EnqueueAsync(store, "s@sender.test", ["a@slow.test"]);
+        string held = await MailNetwork.EnqueueAsync(store, "s@sender.test", ["b@slow2.test"]);
+
+        var pass = MailNetwork.PassAsync(net.SenderConfig(), store);
+        await WaitForAsync(() => store.Find(removed)?.State == MessageState.Active && store.Find(held)?.State == MessageState.Active);
+        await store.RemoveAsync(removed, "removed by the test");
+        await store.HoldAsync(held);
+        await pass;
+
+        // The removed message stays removed; its attempt is in the trace, marked as dropped.
+        Assert.Null(store.Find(removed));
+        var journal = store.ReadJournal(removed);
+        Assert.Contains(journal, e => e.Event == JournalEventType.Removed);
+        Assert.Contains(journal, e => e.Event == JournalEventType.Attempt && e.Detail!.Contains("result dropped"));
+        // The held one was delivered while held: delivery is a fact, so it is recorded and leaves.
+        Assert.Null(store.Find(held));
+        Assert.Equal([JournalEventType.Held, JournalEventType.Delivered],
+            store.ReadJournal(held).Where(e => e.Event is JournalEventType.Held or JournalEventType.Delivered).Select(e => e.Event).ToArray());
+        await WaitForAsync(() => sink.Counters().Messages == 2);
+    }
+
     [PeerFact("dnsmasq")]
     public async Task Mail_never_loops_back_to_this_server()
     {
