@@ -2,6 +2,7 @@ using MailOps.Core.Config;
 using MailOps.Core.Delivery;
 using MailOps.Core.Queue;
 using MailOps.Core.Smtp;
+using Microsoft.Extensions.Logging;
 
 namespace MailOps.Cli;
 
@@ -43,17 +44,22 @@ internal static class ServeCommand
         await using var scheduler = new DeliveryScheduler(config, store, log, new DeliveryOptions { OwnEndpoints = () => listener.LocalEndpoints });
         log.Info($"serving on {string.Join(", ", listener.LocalEndpoints)} as {config.HostName}" +
                  (a.Flag("--no-delivery") ? ", delivery off" : $", local mail to {scheduler.MaildirRoot}") + " (Ctrl+C or SIGTERM to stop)");
-        var delivering = a.Flag("--no-delivery")
-            ? Task.Delay(Timeout.Infinite, cancellationToken)
-            : scheduler.RunAsync(trigger, cancellationToken);
-        try
+        var delivering = a.Flag("--no-delivery") ? Task.CompletedTask : scheduler.RunAsync(trigger, cancellationToken);
+        var stopRequested = Task.Delay(Timeout.Infinite, cancellationToken);
+        await Task.WhenAny(stopRequested, a.Flag("--no-delivery") ? stopRequested : delivering);
+        int exitCode = ExitCodes.Ok;
+        if (delivering.IsFaulted)
         {
-            await delivering;
+            // The scheduler survives failed deliveries; this is the scheduler itself (the spool
+            // became unreadable, say). Better to stop than to accept mail nobody delivers.
+            log.LogError(delivering.Exception!.GetBaseException(), "the delivery engine failed; stopping");
+            exitCode = ExitCodes.TempFail;
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
         log.Info("stopping");
-        await listener.StopAsync(StopGrace);
+        // Both at once: the listener finishes the messages it is receiving while the scheduler
+        // finishes the deliveries in flight.
+        await Task.WhenAll(listener.StopAsync(StopGrace), delivering.ContinueWith(_ => { }, TaskScheduler.Default));
         log.Info("stopped");
-        return ExitCodes.Ok;
+        return exitCode;
     }
 }
