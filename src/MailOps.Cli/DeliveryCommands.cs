@@ -9,8 +9,6 @@ namespace MailOps.Cli;
 /// <summary><c>mailops flush</c> and <c>mailops mx</c> (spec §7).</summary>
 internal static class DeliveryCommands
 {
-    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     /// <summary>Exit 0 when everything attempted was delivered, 75 when some recipient is still queued, 1 when some bounced (and none is queued).</summary>
     public static async Task<int> FlushAsync(string[] args, CancellationToken cancellationToken)
     {
@@ -54,7 +52,7 @@ internal static class DeliveryCommands
     private static void WriteJson(FlushReport report)
     {
         using var stdout = Console.OpenStandardOutput();
-        using (var w = new Utf8JsonWriter(stdout, JsonOptions))
+        using (var w = new Utf8JsonWriter(stdout, Output.JsonOptions))
         {
             w.WriteStartArray();
             foreach (var r in report.Results)
@@ -88,7 +86,7 @@ internal static class DeliveryCommands
         if (a.Flag("--json"))
         {
             using var stdout = Console.OpenStandardOutput();
-            using (var w = new Utf8JsonWriter(stdout, JsonOptions))
+            using (var w = new Utf8JsonWriter(stdout, Output.JsonOptions))
             {
                 w.WriteStartObject();
                 w.WriteString("domain", route.Domain);

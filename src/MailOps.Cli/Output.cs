@@ -8,7 +8,7 @@ namespace MailOps.Cli;
 /// <summary>How the CLI prints queue listings and traces: a table for people, JSON for programs.</summary>
 internal static class Output
 {
-    private static readonly JsonWriterOptions JsonOptions = new() { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    internal static readonly JsonWriterOptions JsonOptions = new() { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>One JSON array of every message. Chunks are serialised in parallel and written in order.</summary>
     public static void WriteQueueJson(Stream stdout, IReadOnlyList<QueuedMail> messages)

@@ -206,7 +206,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                         if (at < due) due = at;
                         continue;
                     }
-                    Enqueue(id, Router.DestinationOf(DomainOf(r.Address)));
+                    Enqueue(id, Router.DestinationOf(QueuedMail.DomainOf(r.Address)));
                 }
                 _seen[id] = (stamp, due);
             }
@@ -377,7 +377,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         var now = _clock.GetUtcNow();
         var due = envelope.Recipients
             .Where(r => r.State is RecipientState.Pending or RecipientState.Deferred && (r.NextAttempt is null || r.NextAttempt <= now))
-            .Where(r => string.Equals(Router.DestinationOf(DomainOf(r.Address)), d.Key, StringComparison.OrdinalIgnoreCase))
+            .Where(r => string.Equals(Router.DestinationOf(QueuedMail.DomainOf(r.Address)), d.Key, StringComparison.OrdinalIgnoreCase))
             .ToList();
         if (due.Count == 0)
         {
@@ -405,7 +405,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 }
                 else
                 {
-                    var route = await Router.RouteAsync(DomainOf(due[0].Address), _abort.Token).ConfigureAwait(false);
+                    var route = await Router.RouteAsync(QueuedMail.DomainOf(due[0].Address), _abort.Token).ConfigureAwait(false);
                     switch (route.Kind)
                     {
                         case RouteKind.Remote:
@@ -590,12 +590,6 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             Detail = $"delivery status notification for {failed.Count} recipient(s) queued as {bounceId} to <{envelope.Sender}>",
         }]);
         _log.LogInformation(DeliveryEvents.BounceQueued, "{Id}: bounce {BounceId} to <{Sender}>", envelope.Id, bounceId, envelope.Sender);
-    }
-
-    internal static string DomainOf(string address)
-    {
-        int at = address.LastIndexOf('@');
-        return at < 0 ? "" : address[(at + 1)..].ToLowerInvariant();
     }
 
     // ---------------------------------------------------------------- stopping

@@ -33,10 +33,10 @@ internal static class RawMessage
         message.Headers.Clear();
         var headerBlock = StoredMessage.ReadHeaderBlock(body);
         long bodyOffset = 0;
-        if (headerBlock is { Length: > 0 } && FirstField(headerBlock) is { } field)
+        if (headerBlock is { Length: > 0 } && FirstFieldName(headerBlock) is { } name)
         {
-            var header = new Header(field.Name, "x");
-            header.SetRawValue(headerBlock[(field.Name.Length + 1)..]);
+            var header = new Header(name, "x");
+            header.SetRawValue(headerBlock[(name.Length + 1)..]);
             message.Headers.Add(header);
             bodyOffset = headerBlock.Length + 2;
         }
@@ -50,14 +50,14 @@ internal static class RawMessage
         return message;
     }
 
-    private static (string Name, int Length)? FirstField(byte[] headerBlock)
+    private static string? FirstFieldName(byte[] headerBlock)
     {
         int colon = Array.IndexOf(headerBlock, (byte)':');
         int lineEnd = Array.IndexOf(headerBlock, (byte)'\r');
         if (colon <= 0 || (lineEnd >= 0 && colon > lineEnd)) return null;
         for (int i = 0; i < colon; i++)
             if (headerBlock[i] is <= 32 or >= 127) return null; // RFC 5322 ftext
-        return (System.Text.Encoding.ASCII.GetString(headerBlock, 0, colon), colon);
+        return System.Text.Encoding.ASCII.GetString(headerBlock, 0, colon);
     }
 
     private sealed class RawBody : MimePart
