@@ -1,21 +1,39 @@
 @{
+    # The cmdlets live in module/bin/MailOps.PowerShell.dll; MailOps.Core and MailKit, MimeKit
+    # and DnsClient load from module/bin/dependencies into the module's own AssemblyLoadContext.
     RootModule           = 'module/bin/MailOps.PowerShell.dll'
     ModuleVersion        = '0.1.0'
     GUID                 = '5f3c2a8e-7d41-4c0b-9a6e-2b8f1d9c4e73'
     Author               = 'MailOps contributors'
     CompanyName          = 'MailOps'
-    Copyright            = '(c) MailOps contributors'
+    Copyright            = '(c) MailOps contributors. MIT licence.'
     Description          = 'A mail transfer agent that lives in PowerShell: an SMTP listener, a durable queue and an MX-aware delivery engine as cmdlets.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    CmdletsToExport      = @('Get-MailQueue')
+    CmdletsToExport      = @(
+        'Start-MailServer'
+        'Stop-MailServer'
+        'Get-MailServer'
+        'Get-MailQueue'
+        'Send-QueuedMail'
+        'Submit-MailMessage'
+        'Trace-MailMessage'
+        'Suspend-QueuedMail'
+        'Resume-QueuedMail'
+        'Remove-QueuedMail'
+        'Export-QueuedMail'
+        'Resolve-MailExchanger'
+    )
     FunctionsToExport    = @()
     AliasesToExport      = @()
     VariablesToExport    = @()
     FormatsToProcess     = @('module/MailOps.format.ps1xml')
     PrivateData          = @{
         PSData = @{
-            Tags = @('mail', 'smtp', 'mta', 'queue', 'sendmail', 'maildir')
+            Tags         = @('mail', 'smtp', 'mta', 'queue', 'sendmail', 'maildir', 'qmail', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
+            ProjectUri   = 'https://github.com/mailops/mailops'
+            LicenseUri   = 'https://github.com/mailops/mailops/blob/main/LICENSE'
+            ReleaseNotes = 'First release: the queue store, the SMTP listener, the delivery engine and their cmdlets.'
         }
     }
 }

@@ -98,14 +98,14 @@ internal static class Output
     }
 
     /// <summary>One JSON array of events; each names the queue id it belongs to (a Message-ID can match several).</summary>
-    public static void WriteTraceJson(Stream stdout, IEnumerable<(string Id, JournalEvent Event)> events)
+    public static void WriteTraceJson(Stream stdout, IEnumerable<MailTraceEvent> events)
     {
         using var w = new Utf8JsonWriter(stdout, JsonOptions);
         w.WriteStartArray();
-        foreach (var (id, e) in events)
+        foreach (var e in events)
         {
             w.WriteStartObject();
-            w.WriteString("id", id);
+            w.WriteString("id", e.Id);
             w.WriteString("time", e.Time);
             w.WriteString("event", e.Event.ToString());
             WriteOptional(w, "recipient", e.Recipient);
@@ -115,7 +115,7 @@ internal static class Output
             WriteOptional(w, "status", e.Status);
             WriteOptional(w, "detail", e.Detail);
             WriteOptional(w, "messageId", e.MessageId);
-            if (e.DurationMs is { } ms) w.WriteNumber("durationMs", ms);
+            if (e.Duration is { } d) w.WriteNumber("durationMs", d.TotalMilliseconds);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -123,7 +123,7 @@ internal static class Output
         stdout.WriteByte((byte)'\n');
     }
 
-    public static void WriteTraceTable(TextWriter stdout, string id, IReadOnlyList<JournalEvent> events)
+    public static void WriteTraceTable(TextWriter stdout, string id, IReadOnlyList<MailTraceEvent> events)
     {
         stdout.WriteLine($"Trace of {id}:");
         foreach (var e in events)

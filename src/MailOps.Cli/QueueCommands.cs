@@ -35,16 +35,15 @@ internal static class QueueCommands
         if (a.Positional.Count != 1) throw CliException.Usage("trace takes one queue id or Message-ID.");
         using var store = OpenExisting(a.Value("--queue"));
         string key = a.Positional[0];
-        var ids = QueueId.IsValid(key) ? [key] : store.FindByMessageId(key);
-        var traces = ids.Select(id => (id, events: store.ReadJournal(id))).Where(t => t.events.Count > 0).ToList();
-        if (traces.Count == 0) throw new CliException(ExitCodes.Failure, $"nothing is known of {key} (never queued here, or its journal has expired).");
+        var events = MessageTrace.Read(store, key);
+        if (events.Count == 0) throw new CliException(ExitCodes.Failure, $"nothing is known of {key} (never queued here, or its journal has expired).");
         if (a.Flag("--json"))
         {
             stdout.Flush();
             using var raw = Console.OpenStandardOutput();
-            Output.WriteTraceJson(raw, traces.SelectMany(t => t.events.Select(e => (t.id, e))));
+            Output.WriteTraceJson(raw, events);
         }
-        else foreach (var (id, events) in traces) Output.WriteTraceTable(stdout, id, events);
+        else foreach (var trace in events.GroupBy(e => e.Id)) Output.WriteTraceTable(stdout, trace.Key, trace.ToList());
         return ExitCodes.Ok;
     }
 

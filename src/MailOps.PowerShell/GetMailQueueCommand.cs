@@ -1,37 +1,55 @@
 using System.Management.Automation;
-using MailOps.Core.Config;
 using MailOps.Core.Queue;
 
 namespace MailOps.PowerShell;
 
-/// <summary>
-/// <para type="synopsis">Lists the mail waiting in a MailOps queue.</para>
-/// <para type="description">Reads the queue's envelopes (never the bodies) and returns QueuedMail objects. Works whether or not a server is running on the queue.</para>
-/// </summary>
-[Cmdlet(VerbsCommon.Get, "MailQueue")]
-[OutputType(typeof(QueuedMail))]
-public sealed class GetMailQueueCommand : PSCmdlet
+/// <summary>Get-MailQueue: the queued mail as QueuedMail objects, or by destination domain with -Summary. Needs no running server.</summary>
+[Cmdlet(VerbsCommon.Get, "MailQueue", DefaultParameterSetName = "List")]
+[OutputType(typeof(QueuedMail), ParameterSetName = ["List"])]
+[OutputType(typeof(QueueDomainSummary), ParameterSetName = ["Summary"])]
+public sealed class GetMailQueueCommand : MailOpsCmdlet
 {
-    /// <summary>The queue directory; default: $env:MAILOPS_QUEUE, else the per-user queue.</summary>
-    [Parameter]
-    public string? QueuePath { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [Parameter(Position = 0)]
+    [ValidateNotNullOrEmpty]
     public string[]? Id { get; set; }
 
+    /// <summary>
+    /// Queued, Active, Deferred, Held or Bounced. A string, not MessageState: PowerShell lays out
+    /// the cmdlet types before the module's load context can serve MailOps.Core, so no field of
+    /// an exported type may be a value type from the engine.
+    /// </summary>
     [Parameter]
-    public MessageState? State { get; set; }
+    [ValidateSet("Queued", "Active", "Deferred", "Held", "Bounced", IgnoreCase = true)]
+    public string? State { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Sender { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Recipient { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Domain { get; set; }
+
+    [Parameter]
+    public TimeSpan? OlderThan { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = "Summary")]
+    public SwitchParameter Summary { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? QueuePath { get; set; }
 
     protected override void ProcessRecord()
     {
-        string path = QueueLocation.Resolve(QueuePath is null ? null : GetUnresolvedProviderPathFromPSPath(QueuePath));
-        if (!QueueStore.Exists(path))
-        {
-            WriteError(new ErrorRecord(new DirectoryNotFoundException($"There is no queue at {path}."), "QueueNotFound", ErrorCategory.ObjectNotFound, path));
-            return;
-        }
-        using var store = QueueStore.Open(path);
-        foreach (var mail in store.List(new QueueFilter { Ids = Id, State = State }))
-            WriteObject(mail);
+        using var store = OpenExistingQueue(QueuePath);
+        if (store is null) return;
+        var mail = store.List(new QueueFilter { Ids = Id, State = State is null ? null : Enum.Parse<MessageState>(State, ignoreCase: true), Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan });
+        if (Summary) WriteObject(QueueDomainSummary.ByDomain(mail), enumerateCollection: true);
+        else WriteObject(mail, enumerateCollection: true);
     }
 }

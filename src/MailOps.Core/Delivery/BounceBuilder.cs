@@ -24,6 +24,40 @@ public static class BounceBuilder
             ? []
             : envelope.Recipients.Where(r => r.State == RecipientState.Bounced && (r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Failure))).ToList();
 
+    /// <summary>
+    /// Queues the report for the bounced recipients of a finished <paramref name="envelope"/> (run
+    /// under the message's lock, before it leaves the queue) and journals it. A bounce is never
+    /// bounced: that is journaled instead.
+    /// </summary>
+    /// <returns>The report's queue id, or null when none was due.</returns>
+    internal static async Task<string?> QueueAsync(QueueStore store, Envelope envelope, string hostName, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (envelope.IsBounce && envelope.Recipients.Any(r => r.State == RecipientState.Bounced))
+        {
+            store.AppendJournal(envelope.Id, [new JournalEvent { Time = now, Event = JournalEventType.Bounced, Detail = "no report sent: the message is itself a bounce (never bounce a bounce)" }]);
+            return null;
+        }
+        var failed = ReportableFailures(envelope);
+        if (failed.Count == 0) return null;
+        var stream = new MemoryStream();
+        await using (var original = store.OpenBody(envelope.Id))
+        {
+            var format = FormatOptions.Default.Clone();
+            format.NewLineFormat = NewLineFormat.Dos;
+            await Build(envelope, failed, original, hostName, now).WriteToAsync(format, stream, cancellationToken).ConfigureAwait(false);
+        }
+        stream.Position = 0;
+        var bounceEnvelope = EnvelopeFor(envelope, hostName, now);
+        bounceEnvelope.EightBit = envelope.EightBit;
+        string bounceId = await store.EnqueueAsync(bounceEnvelope, stream, cancellationToken).ConfigureAwait(false);
+        store.AppendJournal(envelope.Id, [new JournalEvent
+        {
+            Time = now, Event = JournalEventType.Bounced,
+            Detail = $"delivery status notification for {failed.Count} recipient(s) queued as {bounceId} to <{envelope.Sender}>",
+        }]);
+        return bounceId;
+    }
+
     /// <summary>Builds the report for <paramref name="failed"/>; <paramref name="original"/> is the stored message.</summary>
     public static MimeMessage Build(Envelope envelope, IReadOnlyList<EnvelopeRecipient> failed, Stream original, string hostName, DateTimeOffset now)
     {

@@ -566,30 +566,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     /// <summary>Runs under the message's lock just before a finished message leaves the queue.</summary>
     private async Task QueueBounceAsync(Envelope envelope, CancellationToken cancellationToken)
     {
-        var now = _clock.GetUtcNow();
-        if (envelope.IsBounce && envelope.Recipients.Any(r => r.State == RecipientState.Bounced))
-        {
-            _store.AppendJournal(envelope.Id, [new JournalEvent { Time = now, Event = JournalEventType.Bounced, Detail = "no report sent: the message is itself a bounce (never bounce a bounce)" }]);
-            return;
-        }
-        var failed = BounceBuilder.ReportableFailures(envelope);
-        if (failed.Count == 0) return;
-        await using var original = _store.OpenBody(envelope.Id);
-        var report = BounceBuilder.Build(envelope, failed, original, _config.HostName, now);
-        var stream = new MemoryStream();
-        var format = MimeKit.FormatOptions.Default.Clone();
-        format.NewLineFormat = MimeKit.NewLineFormat.Dos;
-        await report.WriteToAsync(format, stream, cancellationToken).ConfigureAwait(false);
-        stream.Position = 0;
-        var bounceEnvelope = BounceBuilder.EnvelopeFor(envelope, _config.HostName, now);
-        bounceEnvelope.EightBit = envelope.EightBit;
-        string bounceId = await _store.EnqueueAsync(bounceEnvelope, stream, cancellationToken).ConfigureAwait(false);
-        _store.AppendJournal(envelope.Id, [new JournalEvent
-        {
-            Time = now, Event = JournalEventType.Bounced,
-            Detail = $"delivery status notification for {failed.Count} recipient(s) queued as {bounceId} to <{envelope.Sender}>",
-        }]);
-        _log.LogInformation(DeliveryEvents.BounceQueued, "{Id}: bounce {BounceId} to <{Sender}>", envelope.Id, bounceId, envelope.Sender);
+        if (await BounceBuilder.QueueAsync(_store, envelope, _config.HostName, _clock.GetUtcNow(), cancellationToken).ConfigureAwait(false) is { } bounceId)
+            _log.LogInformation(DeliveryEvents.BounceQueued, "{Id}: bounce {BounceId} to <{Sender}>", envelope.Id, bounceId, envelope.Sender);
     }
 
     // ---------------------------------------------------------------- stopping

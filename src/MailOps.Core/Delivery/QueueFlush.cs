@@ -37,6 +37,14 @@ public static class QueueFlush
     /// <param name="ids">Messages to flush; null for every message with a recipient waiting.</param>
     /// <param name="wait">With a running server: wait until every selected recipient was attempted.</param>
     /// <param name="progress">Recipients attempted so far, out of how many.</param>
+    /// <summary>
+    /// The same, logging to a <see cref="Hosting.MemoryLog"/>: the signature the PowerShell module
+    /// calls, which must not name logging types (they load in the module's own context).
+    /// </summary>
+    public static Task<FlushReport> RunAsync(MailOpsConfig config, QueueStore store, IReadOnlyCollection<string>? ids, bool wait,
+        Hosting.MemoryLog log, IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken) =>
+        RunAsync(config, store, ids, wait, (ILogger)log, progress, cancellationToken);
+
     public static async Task<FlushReport> RunAsync(MailOpsConfig config, QueueStore store, IReadOnlyCollection<string>? ids, bool wait,
         ILogger? logger = null, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {

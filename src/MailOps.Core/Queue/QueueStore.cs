@@ -160,7 +160,7 @@ public sealed class QueueStore : IDisposable
     public QueuedMail? Find(string id)
     {
         var envelope = ReadEnvelope(id);
-        return envelope is null ? null : new QueuedMail(envelope, File.Exists(Layout.Active(id)), Clock.GetUtcNow());
+        return envelope is null ? null : new QueuedMail(envelope, File.Exists(Layout.Active(id)), Clock.GetUtcNow(), QueuePath);
     }
 
     /// <summary>Opens the stored body for reading.</summary>
@@ -198,7 +198,7 @@ public sealed class QueueStore : IDisposable
             try { envelope = ReadEnvelope(ids[i]); }
             catch (Exception ex) when (ex is JsonException or InvalidDataException or IOException) { envelope = null; }
             if (envelope is null) return; // removed meanwhile, or unreadable
-            var mail = new QueuedMail(envelope, active.Contains(ids[i]), now);
+            var mail = new QueuedMail(envelope, active.Contains(ids[i]), now, QueuePath);
             if (filter is null || filter.Matches(mail)) found[i] = mail;
         });
 
@@ -322,7 +322,7 @@ public sealed class QueueStore : IDisposable
             }
         }
         if (changed) QueueTrigger.Pull(QueuePath);
-        return new QueuedMail(envelope, File.Exists(Layout.Active(id)), Clock.GetUtcNow());
+        return new QueuedMail(envelope, File.Exists(Layout.Active(id)), Clock.GetUtcNow(), QueuePath);
     }
 
     internal Task<IDisposable> LockAsync(string id, CancellationToken cancellationToken) => _locks.AcquireAsync(id, cancellationToken);

@@ -18,15 +18,18 @@ public enum MessageState
 /// </summary>
 public sealed class QueuedMail
 {
-    internal QueuedMail(Envelope envelope, bool active, DateTimeOffset now)
+    internal QueuedMail(Envelope envelope, bool active, DateTimeOffset now, string queuePath)
     {
         Envelope = envelope;
+        QueuePath = queuePath;
         State = DeriveState(envelope, active);
         Age = now - envelope.Arrived;
     }
 
     public Envelope Envelope { get; }
     public string Id => Envelope.Id;
+    /// <summary>The queue it is in, so that the next command of a pipeline acts on the same queue.</summary>
+    public string QueuePath { get; }
     public MessageState State { get; }
     /// <summary>Envelope sender; "&lt;&gt;" for the null sender.</summary>
     public string Sender => Envelope.IsBounce ? "<>" : Envelope.Sender;

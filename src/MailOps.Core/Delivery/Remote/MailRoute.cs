@@ -45,3 +45,47 @@ public sealed class MailRoute
         Reason = reason,
     };
 }
+
+/// <summary>
+/// One row of a route as <c>Resolve-MailExchanger</c> shows it: a host with its preference and
+/// addresses, or, for a domain that cannot be routed, the reason alone.
+/// </summary>
+public sealed class MailExchanger
+{
+    public required string Domain { get; init; }
+    public RouteKind Kind { get; init; }
+    /// <summary>"route", "smarthost", "mx", "implicit-mx", "local".</summary>
+    public string Source { get; init; } = "";
+    /// <summary>1 for the host tried first.</summary>
+    public int Order { get; init; }
+    public int? Preference { get; init; }
+    public string? Host { get; init; }
+    public int? Port { get; init; }
+    public IReadOnlyList<IPAddress> Addresses { get; init; } = [];
+    /// <summary>Enhanced status of a route that bounces or defers.</summary>
+    public string? Status { get; init; }
+    /// <summary>Why the host has no address, or why the domain cannot be routed, or a note.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>The rows of <paramref name="route"/>: one per host, or one with the reason when there is none.</summary>
+    public static IReadOnlyList<MailExchanger> From(MailRoute route)
+    {
+        if (route.Hosts.Count == 0)
+            return [new MailExchanger { Domain = route.Domain, Kind = route.Kind, Source = route.Source, Status = route.Status, Reason = route.Reason }];
+        return route.Hosts.Select((h, i) => new MailExchanger
+        {
+            Domain = route.Domain,
+            Kind = route.Kind,
+            Source = route.Source,
+            Order = i + 1,
+            Preference = h.Preference,
+            Host = h.Name,
+            Port = h.Port,
+            Addresses = h.Addresses,
+            Status = route.Status,
+            Reason = h.Error ?? route.Reason,
+        }).ToList();
+    }
+
+    public override string ToString() => Host is null ? $"{Domain}: {Kind} {Status} {Reason}" : $"{Domain}: {Order}. {Host}:{Port} (preference {Preference})";
+}

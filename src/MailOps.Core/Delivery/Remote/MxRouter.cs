@@ -33,6 +33,9 @@ public sealed class MxRouter
         _local = new(config.LocalDomains.Concat(config.VirtualDomains.Keys), StringComparer.OrdinalIgnoreCase);
     }
 
+    /// <summary>A router that asks the configuration's DnsServers (or the system resolvers).</summary>
+    public static MxRouter ForConfig(MailOpsConfig config) => new(config, Dns.DnsEndpoint.CreateClient(config.DnsServers));
+
     /// <summary>The destination key deliveries are grouped by: the route target when one applies, else the domain.</summary>
     public string DestinationOf(string domain)
     {

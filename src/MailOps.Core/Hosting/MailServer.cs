@@ -1,0 +1,189 @@
+using System.Net;
+using MailOps.Core.Config;
+using MailOps.Core.Delivery;
+using MailOps.Core.Queue;
+using MailOps.Core.Smtp;
+using Microsoft.Extensions.Logging;
+
+namespace MailOps.Core.Hosting;
+
+public enum MailServerState
+{
+    Running,
+    Stopping,
+    Stopped,
+    /// <summary>The delivery engine itself failed (see <see cref="MailServer.Error"/>); the listener was stopped with it.</summary>
+    Failed,
+}
+
+/// <summary>Why a server could not start.</summary>
+public enum MailServerStartFailure
+{
+    /// <summary>Another process or server already serves the queue (it holds the server lock).</summary>
+    QueueInUse,
+    /// <summary>An endpoint could not be bound.</summary>
+    ListenFailed,
+}
+
+public sealed class MailServerException(MailServerStartFailure reason, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public MailServerStartFailure Reason { get; } = reason;
+}
+
+public sealed class MailServerOptions
+{
+    /// <summary>Where the server logs; null keeps the lines in <see cref="MailServer.Log"/>.</summary>
+    public ILogger? Logger { get; init; }
+    /// <summary>False runs the listener only (<c>mailops serve --no-delivery</c>).</summary>
+    public bool Delivery { get; init; } = true;
+    /// <summary>How long a stop waits for messages being received.</summary>
+    public TimeSpan StopGrace { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>
+/// One running MTA: the queue's server lock, a crash-leftover sweep, the SMTP listener and the
+/// delivery scheduler woken by the queue trigger. <c>mailops serve</c> runs one in the
+/// foreground; <c>Start-MailServer</c> runs any number in a PowerShell session, each on its own
+/// queue and endpoints. A stop is graceful: no new connections or deliveries, the messages being
+/// received and the deliveries in flight are finished, both at once.
+/// </summary>
+public sealed class MailServer : IAsyncDisposable
+{
+    private static int s_lastId;
+
+    private readonly QueueStore _store;
+    private readonly IDisposable _serverLock;
+    private readonly SmtpListener _listener;
+    private readonly QueueTriggerListener _trigger;
+    private readonly DeliveryScheduler _scheduler;
+    private readonly ILogger _log;
+    private readonly TimeSpan _stopGrace;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _run;
+    private volatile MailServerState _state = MailServerState.Running;
+
+    private MailServer(MailOpsConfig config, MailServerOptions options, QueueStore store, IDisposable serverLock, SmtpListener listener, ILogger log)
+    {
+        Id = Interlocked.Increment(ref s_lastId);
+        QueuePath = store.QueuePath;
+        HostName = config.HostName;
+        Started = DateTimeOffset.Now;
+        Delivery = options.Delivery;
+        _store = store;
+        _serverLock = serverLock;
+        _listener = listener;
+        _log = log;
+        _stopGrace = options.StopGrace;
+        Log = log as MemoryLog;
+        Endpoints = listener.LocalEndpoints;
+        _trigger = new QueueTriggerListener(store.QueuePath);
+        _scheduler = new DeliveryScheduler(config, store, log, new DeliveryOptions { OwnEndpoints = () => Endpoints });
+        MaildirRoot = _scheduler.MaildirRoot;
+        _run = RunAsync();
+    }
+
+    /// <summary>Numbers servers in this process, from 1.</summary>
+    public int Id { get; }
+    public string QueuePath { get; }
+    public string HostName { get; }
+    public IReadOnlyList<IPEndPoint> Endpoints { get; }
+    public string MaildirRoot { get; }
+    public bool Delivery { get; }
+    public DateTimeOffset Started { get; }
+    public MailServerState State => _state;
+    /// <summary>SMTP sessions open now.</summary>
+    public int Sessions => _state == MailServerState.Running ? _listener.ActiveSessions : 0;
+    /// <summary>Messages in the queue now.</summary>
+    public int Queued => _state is MailServerState.Running or MailServerState.Stopping ? _store.Count() : 0;
+    public TimeSpan Uptime => DateTimeOffset.Now - Started;
+    /// <summary>Why the server failed, when <see cref="State"/> is Failed.</summary>
+    public Exception? Error { get; private set; }
+    /// <summary>The server's recent log, when it logs in memory (no logger was given).</summary>
+    public MemoryLog? Log { get; }
+    /// <summary>Completes when the server has stopped (or failed) and released the queue.</summary>
+    public Task Completion => _run;
+
+    /// <exception cref="ConfigException">The configuration is not valid.</exception>
+    /// <exception cref="MailServerException">The queue is already served, or an endpoint cannot be bound.</exception>
+    /// <exception cref="QueueFailureException">The queue cannot be opened.</exception>
+    public static MailServer Start(MailOpsConfig config, MailServerOptions? options = null)
+    {
+        options ??= new MailServerOptions();
+        config.Validate("server settings");
+        string queuePath = QueueLocation.Resolve(config.QueuePath);
+        config.QueuePath = queuePath;
+        var log = options.Logger ?? new MemoryLog();
+        var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
+        IDisposable? serverLock = null;
+        SmtpListener? listener = null;
+        try
+        {
+            serverLock = store.TryAcquireServerLock()
+                ?? throw new MailServerException(MailServerStartFailure.QueueInUse, $"Another server already serves the queue at {queuePath}.");
+            var sweep = store.Sweep(asServer: true);
+            log.LogInformation("queue {Queue}: {Count} messages; swept {Tmp} temporary and {Orphans} orphaned files, {Interrupted} interrupted deliveries",
+                queuePath, store.Count(), sweep.TmpRemoved, sweep.OrphanBodiesRemoved, sweep.InterruptedDeliveries.Count);
+            listener = new SmtpListener(new SmtpServerContext(config, store, log));
+            try
+            {
+                listener.Start();
+            }
+            catch (SmtpListenerException ex)
+            {
+                throw new MailServerException(MailServerStartFailure.ListenFailed, ex.Message, ex);
+            }
+            var server = new MailServer(config, options, store, serverLock, listener, log);
+            log.LogInformation("serving on {Endpoints} as {HostName}, queue {Queue}{Delivery}", string.Join(", ", server.Endpoints), config.HostName, queuePath,
+                options.Delivery ? $", local mail to {server.MaildirRoot}" : ", delivery off");
+            return server;
+        }
+        catch
+        {
+            listener?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            serverLock?.Dispose();
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Stops gracefully; safe to call more than once and from any thread.</summary>
+    /// <returns>Completes when the server has stopped.</returns>
+    public Task StopAsync()
+    {
+        if (_state == MailServerState.Running) _state = MailServerState.Stopping;
+        try { _stop.Cancel(); } catch (ObjectDisposedException) { }
+        return _run;
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+
+    private async Task RunAsync()
+    {
+        await Task.Yield();
+        var stopRequested = Task.Delay(Timeout.Infinite, _stop.Token);
+        var delivering = Delivery ? _scheduler.RunAsync(_trigger, _stop.Token) : stopRequested;
+        await Task.WhenAny(stopRequested, delivering).ConfigureAwait(false);
+        bool failed = delivering.IsFaulted;
+        if (failed)
+        {
+            // The scheduler survives failed deliveries; this is the scheduler itself (the spool
+            // became unreadable, say). Better to stop than to accept mail nobody delivers.
+            Error = delivering.Exception!.GetBaseException();
+            _log.LogError(Error, "the delivery engine failed; stopping");
+        }
+        _state = MailServerState.Stopping;
+        _log.LogInformation("stopping");
+        // Both at once: the listener finishes the messages it is receiving while the scheduler
+        // finishes the deliveries in flight.
+        await Task.WhenAll(_listener.StopAsync(_stopGrace), delivering.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+        await _scheduler.DisposeAsync().ConfigureAwait(false);
+        await _trigger.DisposeAsync().ConfigureAwait(false);
+        await _listener.DisposeAsync().ConfigureAwait(false);
+        _serverLock.Dispose();
+        _store.Dispose();
+        _log.LogInformation("stopped");
+        _state = failed ? MailServerState.Failed : MailServerState.Stopped;
+    }
+
+    public override string ToString() => $"MailServer {Id} ({State}) on {string.Join(", ", Endpoints)}, queue {QueuePath}";
+}

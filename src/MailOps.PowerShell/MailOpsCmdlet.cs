@@ -1,0 +1,153 @@
+using System.Management.Automation;
+using MailOps.Core.Config;
+using MailOps.Core.Hosting;
+using MailOps.Core.Queue;
+using MailOps.Core.Submission;
+
+namespace MailOps.PowerShell;
+
+/// <summary>
+/// What every MailOps cmdlet shares: Ctrl+C cancels (<see cref="StopProcessing"/>), the one
+/// bridge from the engines' async API to the pipeline thread, queue resolution (spec §2) and
+/// ErrorRecords with stable ErrorIds.
+/// </summary>
+public abstract class MailOpsCmdlet : PSCmdlet
+{
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>Cancelled when the user presses Ctrl+C or the pipeline is stopped.</summary>
+    protected CancellationToken Stopping => _stopping.Token;
+
+    protected override void StopProcessing() => _stopping.Cancel();
+
+    /// <summary>
+    /// The sync bridge: waits for <paramref name="work"/> on the pipeline thread, copying new
+    /// lines of <paramref name="log"/> to the verbose and warning streams and showing progress,
+    /// since nothing may write to the pipeline from the engine's threads.
+    /// </summary>
+    /// <exception cref="PipelineStoppedException">Ctrl+C.</exception>
+    protected T Bridge<T>(Task<T> work, MemoryLog? log = null, Func<ProgressRecord?>? progress = null)
+    {
+        long cursor = 0;
+        while (true)
+        {
+            bool done = ((IAsyncResult)work).AsyncWaitHandle.WaitOne(100);
+            if (Stopping.IsCancellationRequested && !done) continue; // the engine is winding down; writing now would throw
+            if (log is not null) Drain(log, ref cursor);
+            if (progress?.Invoke() is { } record) WriteProgress(record);
+            if (done) break;
+        }
+        try
+        {
+            return work.GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    protected void Bridge(Task work, MemoryLog? log = null) => Bridge(work.ContinueWith(t => { t.GetAwaiter().GetResult(); return true; }, TaskScheduler.Default), log);
+
+    /// <summary>Copies log lines after <paramref name="cursor"/>: warnings and errors as warnings, the rest as verbose.</summary>
+    protected void Drain(MemoryLog log, ref long cursor)
+    {
+        foreach (var line in log.ReadNew(ref cursor))
+        {
+            string text = $"{line.Time:HH:mm:ss.fff} {line.Message}";
+            if (line.Level is "Warning" or "Error") WriteWarning(text);
+            else WriteVerbose(text);
+        }
+    }
+
+    /// <summary>The queue path as spec §2 resolves it: the parameter (a PowerShell path), else $env:MAILOPS_QUEUE, else the default.</summary>
+    protected string ResolveQueuePath(string? queuePath) =>
+        QueueLocation.Resolve(string.IsNullOrEmpty(queuePath) ? null : GetUnresolvedProviderPathFromPSPath(queuePath));
+
+    /// <summary>The configuration (a -ConfigPath file, else the queue's control/config.json) and the queue path.</summary>
+    protected (MailOpsConfig Config, string QueuePath) LoadConfig(string? configPath, string? queuePath) =>
+        QueueLocation.Load(string.IsNullOrEmpty(configPath) ? null : GetUnresolvedProviderPathFromPSPath(configPath),
+            string.IsNullOrEmpty(queuePath) ? null : GetUnresolvedProviderPathFromPSPath(queuePath));
+
+    /// <summary>
+    /// Opens an existing queue. Reading and acting on a queue never creates one: a typo in
+    /// -QueuePath is reported (QueueNotFound) instead of answering from an empty new queue.
+    /// </summary>
+    protected QueueStore? OpenExistingQueue(string? queuePath)
+    {
+        string path = ResolveQueuePath(queuePath);
+        if (QueueStore.Exists(path)) return QueueStore.Open(path);
+        WriteError(Errors.QueueNotFound(path));
+        return null;
+    }
+
+    /// <summary>Ids grouped by the queue they came from, in the order first seen (pipeline input may mix queues).</summary>
+    protected sealed class IdsByQueue
+    {
+        private readonly List<(string? Queue, List<string> Ids)> _groups = new();
+
+        public void Add(string? queuePath, IEnumerable<string> ids)
+        {
+            var group = _groups.FirstOrDefault(g => string.Equals(g.Queue, queuePath, StringComparison.Ordinal));
+            if (group.Ids is null) _groups.Add(group = (queuePath, new List<string>()));
+            group.Ids.AddRange(ids.Where(id => !group.Ids.Contains(id, StringComparer.Ordinal)));
+        }
+
+        public IReadOnlyList<(string? Queue, List<string> Ids)> Groups => _groups;
+    }
+
+    /// <summary>Runs <paramref name="action"/> on each id of an existing queue; a missing message is a MessageNotFound error, and the rest go on.</summary>
+    protected void ForEachMessage(string? queuePath, IEnumerable<string> ids, Action<QueueStore, string> action)
+    {
+        using var store = OpenExistingQueue(queuePath);
+        if (store is null) return;
+        foreach (var id in ids)
+        {
+            try
+            {
+                action(store, id);
+            }
+            catch (QueuedMessageNotFoundException ex)
+            {
+                WriteError(Errors.MessageNotFound(ex, id));
+            }
+            catch (QueueFailureException ex)
+            {
+                WriteError(Errors.QueueFailure(ex, id));
+            }
+        }
+    }
+
+    protected static IReadOnlyList<KeyValuePair<string, string>> HeaderPairs(System.Collections.IDictionary? headers) =>
+        headers is null ? [] : headers.Keys.Cast<object>().Select(k => new KeyValuePair<string, string>(k.ToString() ?? "", headers[k]?.ToString() ?? "")).ToList();
+
+    protected void WriteSubmissionError(Exception ex, object? target)
+    {
+        WriteError(ex switch
+        {
+            HeaderInjectionException h => new ErrorRecord(h, "HeaderInjection", ErrorCategory.InvalidArgument, target),
+            SubmissionException { Kind: SubmissionErrorKind.Temporary } s => new ErrorRecord(s, "QueueUnavailable", ErrorCategory.ResourceUnavailable, target),
+            SubmissionException { Kind: SubmissionErrorKind.BadMessage } s => new ErrorRecord(s, "BadMessage", ErrorCategory.InvalidData, target),
+            SubmissionException s => new ErrorRecord(s, "BadSubmission", ErrorCategory.InvalidArgument, target),
+            FileNotFoundException or DirectoryNotFoundException => new ErrorRecord(ex, "FileNotFound", ErrorCategory.ObjectNotFound, target),
+            ConfigException c => Errors.InvalidConfiguration(c),
+            _ => new ErrorRecord(ex, "NotAMessage", ErrorCategory.InvalidType, target),
+        });
+    }
+}
+
+/// <summary>The ErrorRecords the module writes. ErrorIds are part of the interface: scripts match on them.</summary>
+internal static class Errors
+{
+    public static ErrorRecord QueueNotFound(string path) =>
+        new(new DirectoryNotFoundException($"There is no queue at {path}."), "QueueNotFound", ErrorCategory.ObjectNotFound, path);
+
+    public static ErrorRecord MessageNotFound(Exception ex, string id) =>
+        new(ex, "MessageNotFound", ErrorCategory.ObjectNotFound, id);
+
+    public static ErrorRecord QueueFailure(QueueFailureException ex, object? target) =>
+        new(ex, "QueueFailure", ex.IsTransient ? ErrorCategory.ResourceUnavailable : ErrorCategory.WriteError, target);
+
+    public static ErrorRecord InvalidConfiguration(ConfigException ex) =>
+        new(ex, "InvalidConfiguration", ErrorCategory.InvalidArgument, null);
+}

@@ -1,0 +1,166 @@
+using System.Collections;
+using System.Management.Automation;
+using MailOps.Core.Config;
+using MailOps.Core.Queue;
+using MailOps.Core.Submission;
+
+namespace MailOps.PowerShell;
+
+/// <summary>
+/// Submit-MailMessage: enqueues messages (qmail-inject, Postfix's sendmail): MimeKit MimeMessage
+/// objects from the pipeline, .eml files, or a message built from -From -To -Subject -Body.
+/// Returns the QueuedMail; a running server is woken through the queue trigger.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Submit, "MailMessage", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = "Compose")]
+[OutputType(typeof(QueuedMail))]
+public sealed class SubmitMailMessageCommand : MailOpsCmdlet
+{
+    // Reference-type fields only (see GetMailQueueCommand.State).
+    private MailOpsConfig? _config;
+    private QueueStore? _store;
+
+    /// <summary>A MimeKit MimeMessage (from any copy of MimeKit), or a path to an .eml file.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Message")]
+    [ValidateNotNull]
+    public object? Message { get; set; }
+
+    /// <summary>Paths of .eml files (RFC 5322 messages); bound from FullName, so Get-ChildItem *.eml | Submit-MailMessage works.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = "Path")]
+    [Alias("FullName")]
+    [ValidateNotNullOrEmpty]
+    public string[]? Path { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = "Compose")]
+    [ValidateNotNullOrEmpty]
+    public string From { get; set; } = "";
+
+    [Parameter(ParameterSetName = "Compose")]
+    [ValidateNotNullOrEmpty]
+    public string[] To { get; set; } = [];
+
+    [Parameter(ParameterSetName = "Compose")]
+    [ValidateNotNullOrEmpty]
+    public string[] Cc { get; set; } = [];
+
+    [Parameter(ParameterSetName = "Compose")]
+    [ValidateNotNullOrEmpty]
+    public string[] Bcc { get; set; } = [];
+
+    [Parameter(ParameterSetName = "Compose")]
+    public string? Subject { get; set; }
+
+    [Parameter(ParameterSetName = "Compose")]
+    public string? Body { get; set; }
+
+    [Parameter(ParameterSetName = "Compose")]
+    public SwitchParameter BodyAsHtml { get; set; }
+
+    [Parameter(ParameterSetName = "Compose")]
+    [ValidateNotNullOrEmpty]
+    public string[] Attachment { get; set; } = [];
+
+    /// <summary>Extra header fields (name = value); a value with CR or LF is refused.</summary>
+    [Parameter(ParameterSetName = "Compose")]
+    [ValidateNotNull]
+    public IDictionary? Header { get; set; }
+
+    /// <summary>Envelope sender; default: the message's Sender: or From: address.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public string? Sender { get; set; }
+
+    /// <summary>Envelope recipients in addition to the To:, Cc: and Bcc: of the message.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[] Recipient { get; set; } = [];
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? QueuePath { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ConfigPath { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            var (config, queuePath) = LoadConfig(ConfigPath, QueuePath);
+            _store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
+            _config = config;
+        }
+        catch (ConfigException ex)
+        {
+            ThrowTerminatingError(Errors.InvalidConfiguration(ex));
+        }
+        catch (QueueFailureException ex)
+        {
+            ThrowTerminatingError(Errors.QueueFailure(ex, QueuePath));
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        switch (ParameterSetName)
+        {
+            case "Compose":
+                Submit($"message from {From} to {string.Join(", ", To.Concat(Cc).Concat(Bcc))}", () => MessageComposer.Compose(new MessageDraft
+                {
+                    From = From,
+                    To = To,
+                    Cc = Cc,
+                    Bcc = Bcc,
+                    Subject = Subject,
+                    Body = Body,
+                    BodyAsHtml = BodyAsHtml,
+                    Attachments = Attachment.Select(GetUnresolvedProviderPathFromPSPath).ToList(),
+                    Headers = HeaderPairs(Header),
+                }));
+                break;
+            case "Path":
+                foreach (var path in Path!) SubmitFile(path);
+                break;
+            default:
+                object message = Message is PSObject ps ? ps.BaseObject : Message!;
+                if (message is string file) SubmitFile(file);
+                else if (message is FileInfo info) SubmitFile(info.FullName);
+                else Submit($"{message.GetType().Name} {message}", () => MessageComposer.FromObject(message));
+                break;
+        }
+    }
+
+    protected override void EndProcessing() => _store?.Dispose();
+
+    private void SubmitFile(string path)
+    {
+        string full = GetUnresolvedProviderPathFromPSPath(path);
+        Submit(full, () => MessageComposer.FromFile(full));
+    }
+
+    private void Submit(string target, Func<MessageContent> content)
+    {
+        if (!ShouldProcess(target, $"Submit to the queue at {_store!.QueuePath}")) return;
+        var config = _config!;
+        try
+        {
+            using var message = content();
+            string id = Bridge(MessageSubmitter.SubmitAsync(_store!, message.Content, new SubmissionRequest
+            {
+                Sender = Sender ?? message.HeaderSender,
+                Recipients = Recipient,
+                RecipientsFromHeaders = true,
+                Origin = MessageOrigin.Submit,
+                HostName = config.HostName,
+                DefaultDomain = config.EffectiveDefaultDomain,
+                PlusDomain = config.PlusDomain,
+                MaxMessageSize = config.MaxMessageSize,
+            }, Stopping));
+            WriteObject(_store!.Find(id));
+        }
+        catch (Exception ex) when (ex is SubmissionException or HeaderInjectionException or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
+        {
+            WriteSubmissionError(ex, target);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using System.Management.Automation;
+using MailOps.Core.Queue;
+
+namespace MailOps.PowerShell;
+
+/// <summary>Trace-MailMessage: the journey of a message from its journal, which outlives it (JournalRetention).</summary>
+[Cmdlet(VerbsDiagnostic.Trace, "MailMessage")]
+[OutputType(typeof(MailTraceEvent))]
+public sealed class TraceMailMessageCommand : MailOpsCmdlet
+{
+    /// <summary>Queue ids or Message-IDs (with or without angle brackets).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] Id { get; set; } = [];
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? QueuePath { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        using var store = OpenExistingQueue(QueuePath);
+        if (store is null) return;
+        foreach (var key in Id)
+        {
+            var events = MessageTrace.Read(store, key);
+            if (events.Count == 0)
+                WriteError(new ErrorRecord(new ItemNotFoundException($"Nothing is known of {key} in {store.QueuePath} (never queued there, or its journal has expired)."),
+                    "TraceNotFound", ErrorCategory.ObjectNotFound, key));
+            else WriteObject(events, enumerateCollection: true);
+        }
+    }
+}
