@@ -1,7 +1,9 @@
 @{
     # The cmdlets live in module/bin/MailOps.PowerShell.dll; MailOps.Core and MailKit, MimeKit
     # and DnsClient load from module/bin/dependencies into the module's own AssemblyLoadContext.
-    RootModule           = 'module/bin/MailOps.PowerShell.dll'
+    # A nested module, not RootModule: its ModuleBase is then module/bin, where PowerShell finds
+    # the cmdlet help (en-US/MailOps.PowerShell.dll-Help.xml) and about_MailOps.
+    NestedModules        = @('module/bin/MailOps.PowerShell.dll')
     ModuleVersion        = '0.1.0'
     GUID                 = '5f3c2a8e-7d41-4c0b-9a6e-2b8f1d9c4e73'
     Author               = 'MailOps contributors'

@@ -79,7 +79,7 @@ public sealed class SendQueuedMailCommand : MailOpsCmdlet
         var log = new MemoryLog();
         (int Done, int Total) latest = (0, 0);
         var progress = new SynchronousProgress(p => latest = p);
-        var report = Bridge(QueueFlush.RunAsync(config, store, selection, Wait.IsPresent, log, progress, Stopping), log, () =>
+        var report = Bridge(QueueFlush.RunWithMemoryLogAsync(config, store, selection, Wait.IsPresent, log, progress, Stopping), log, () =>
             latest.Total == 0 ? null : new ProgressRecord(1, "Send-QueuedMail", $"{latest.Done} of {latest.Total} recipients attempted")
             {
                 PercentComplete = Math.Min(100, latest.Done * 100 / latest.Total),

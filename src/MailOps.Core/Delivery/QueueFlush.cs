@@ -41,7 +41,7 @@ public static class QueueFlush
     /// The same, logging to a <see cref="Hosting.MemoryLog"/>: the signature the PowerShell module
     /// calls, which must not name logging types (they load in the module's own context).
     /// </summary>
-    public static Task<FlushReport> RunAsync(MailOpsConfig config, QueueStore store, IReadOnlyCollection<string>? ids, bool wait,
+    public static Task<FlushReport> RunWithMemoryLogAsync(MailOpsConfig config, QueueStore store, IReadOnlyCollection<string>? ids, bool wait,
         Hosting.MemoryLog log, IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken) =>
         RunAsync(config, store, ids, wait, (ILogger)log, progress, cancellationToken);
 

@@ -17,13 +17,14 @@ public sealed class MemoryLog : ILogger
     private readonly int _capacity;
     private long _sequence;
 
-    public MemoryLog(int capacity = 1000, LogLevel minimum = LogLevel.Information)
+    // No logging type in the constructor's signature: the PowerShell module calls it, and must
+    // not reference Microsoft.Extensions.Logging (it loads in the module's own context).
+    public MemoryLog(int capacity = 1000)
     {
         _capacity = capacity > 0 ? capacity : throw new ArgumentOutOfRangeException(nameof(capacity));
-        Minimum = minimum;
     }
 
-    public LogLevel Minimum { get; }
+    public LogLevel Minimum { get; init; } = LogLevel.Information;
 
     /// <summary>The lines kept, oldest first.</summary>
     public IReadOnlyList<MailLogEntry> Lines
