@@ -1,37 +1,81 @@
 #Requires -Version 7.4
 BeforeAll {
-    $repo = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
-    Import-Module (Join-Path $repo 'MailOps.psd1') -Force
-    $mailops = Join-Path $repo 'src' 'MailOps.Cli' 'bin' 'Debug' 'net8.0' 'mailops'
+    . $PSScriptRoot/MailOps.TestHelpers.ps1
 }
 
 Describe 'Get-MailQueue' {
     BeforeEach {
-        $queue = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        $queue = New-TestQueuePath
     }
 
-    It 'exposes the pinned parameter surface' {
+    It 'has the pinned parameter surface' {
         $cmd = Get-Command Get-MailQueue
-        $cmd.Parameters.Keys | Should -Contain 'QueuePath'
-        $cmd.Parameters.Keys | Should -Contain 'Id'
-        $cmd.Parameters.Keys | Should -Contain 'State'
-        $cmd.OutputType.Type.Name | Should -Contain 'QueuedMail'
+        foreach ($name in 'Id', 'State', 'Sender', 'Recipient', 'Domain', 'OlderThan', 'Summary', 'QueuePath') {
+            $cmd.Parameters.Keys | Should -Contain $name
+        }
+        $cmd.Parameters['QueuePath'].Attributes.ValueFromPipelineByPropertyName | Should -Contain $true
+        $cmd.OutputType.Name | Should -Contain 'MailOps.Core.Queue.QueuedMail'
     }
 
-    It 'lists a message submitted with the mailops CLI' {
-        $id = "Subject: from pester`n`nhello`n" | & $mailops submit --queue $queue -f alice@example.com bob@example.org
-        $LASTEXITCODE | Should -Be 0
-        $mail = Get-MailQueue -QueuePath $queue
+    It 'lists submitted mail with its properties' {
+        $submitted = Submit-TestMessage -QueuePath $queue -Subject 'from pester'
+        $mail = @(Get-MailQueue -QueuePath $queue)
         $mail | Should -HaveCount 1
-        $mail.Id | Should -Be $id.Trim()
-        $mail.State | Should -Be 'Queued'
-        $mail.Subject | Should -Be 'from pester'
-        $mail.Recipients | Should -Be @('bob@example.org')
+        $mail[0].Id | Should -Be $submitted.Id
+        $mail[0].State | Should -Be 'Queued'
+        $mail[0].Subject | Should -Be 'from pester'
+        $mail[0].Recipients | Should -Be @('bob@example.org')
+        $mail[0].QueuePath | Should -Be $queue
     }
 
-    It 'reports a missing queue as an error with a stable ErrorId' {
+    It 'filters by <Name>' -TestCases @(
+        @{ Name = 'Domain'; Filter = @{ Domain = 'example.net' } }
+        @{ Name = 'Recipient'; Filter = @{ Recipient = 'carol@*' } }
+        @{ Name = 'Sender'; Filter = @{ Sender = 'ALICE@example.com' } }
+    ) {
+        Submit-TestMessage -QueuePath $queue -To 'bob@example.org' | Out-Null
+        $carol = Submit-TestMessage -QueuePath $queue -To 'carol@example.net'
+        $found = @(Get-MailQueue -QueuePath $queue @Filter)
+        if ($Name -eq 'Sender') { $found | Should -HaveCount 2 }
+        else { $found.Id | Should -Be @($carol.Id) }
+    }
+
+    It 'filters by state and age' {
+        $held = Submit-TestMessage -QueuePath $queue
+        Submit-TestMessage -QueuePath $queue | Out-Null
+        $held | Suspend-QueuedMail
+        (Get-MailQueue -QueuePath $queue -State Held).Id | Should -Be $held.Id
+        Get-MailQueue -QueuePath $queue -OlderThan (New-TimeSpan -Days 1) | Should -BeNullOrEmpty
+    }
+
+    It 'summarises by destination domain' {
+        Submit-TestMessage -QueuePath $queue -To 'a@example.org' | Out-Null
+        Submit-TestMessage -QueuePath $queue -To 'b@example.org' | Out-Null
+        Submit-TestMessage -QueuePath $queue -To 'c@example.net' | Out-Null
+        $summary = Get-MailQueue -QueuePath $queue -Summary
+        ($summary | Where-Object Domain -EQ 'example.org').Recipients | Should -Be 2
+        ($summary | Where-Object Domain -EQ 'example.net').Messages | Should -Be 1
+    }
+
+    It 'reports a missing queue as QueueNotFound and does not create it' {
         $missing = Join-Path $TestDrive 'nowhere'
         Get-MailQueue -QueuePath $missing -ErrorVariable err -ErrorAction SilentlyContinue
-        $err[0].FullyQualifiedErrorId | Should -BeLike 'QueueNotFound*'
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'QueueNotFound,*'
+        $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        Test-Path $missing | Should -BeFalse
+    }
+
+    It 'shows mail received by a server started on a random loopback port' {
+        $server = Start-MailServer -QueuePath $queue -Listen 127.0.0.1:0 -NoTls -NoDelivery
+        try {
+            Send-TestMailWithMailKit -Port $server.Endpoints[0].Port -From 'sender@example.com' -To 'rcpt@example.org' -Subject 'over smtp'
+            $mail = @($server | Get-MailQueue)
+            $mail | Should -HaveCount 1
+            $mail[0].Subject | Should -Be 'over smtp'
+            $mail[0].Sender | Should -Be 'sender@example.com'
+        }
+        finally {
+            $server | Stop-MailServer -Force
+        }
     }
 }

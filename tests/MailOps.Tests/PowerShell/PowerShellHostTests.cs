@@ -157,6 +157,37 @@ public sealed class PowerShellHostTests
     }
 
     [Fact]
+    public async Task The_Pester_files_and_examples_parse_and_use_only_real_parameters()
+    {
+        // Pester does not run here; this catches what would fail first under real pwsh: a syntax
+        // error, or a MailOps cmdlet called with a parameter it does not have.
+        using var work = new TempQueue();
+        var r = await RunScriptAsync(work, $$"""
+            $cmds = @{}; Get-Command -Module MailOps | ForEach-Object { $cmds[$_.Name] = $_ }
+            $files = @([IO.Directory]::GetFiles('{{Path.Combine(Programs.RepoRoot, "tests", "Pester")}}', '*.ps1')) + @([IO.Directory]::GetFiles('{{Path.Combine(Programs.RepoRoot, "examples")}}', '*.ps1'))
+            Assert ($files.Count -ge 16) "Pester files and examples: $($files.Count)"
+            $problems = foreach ($f in $files) {
+                $tokens = $null; $errors = $null
+                $ast = [System.Management.Automation.Language.Parser]::ParseFile($f, [ref]$tokens, [ref]$errors)
+                foreach ($e in $errors) { "$f line $($e.Extent.StartLineNumber): $($e.Message)" }
+                foreach ($c in $ast.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true)) {
+                    $name = $c.GetCommandName()
+                    if (-not $name -or -not $cmds.ContainsKey($name)) { continue }
+                    foreach ($p in $c.CommandElements | Where-Object { $_ -is [System.Management.Automation.Language.CommandParameterAst] }) {
+                        if (-not @($cmds[$name].Parameters.Keys | Where-Object { $_ -like "$($p.ParameterName)*" })) { "$f line $($p.Extent.StartLineNumber): $name has no -$($p.ParameterName)" }
+                    }
+                }
+            }
+            Assert (-not $problems) ($problems -join "`n")
+            $describes = foreach ($f in [IO.Directory]::GetFiles('{{Path.Combine(Programs.RepoRoot, "tests", "Pester")}}', '*.Tests.ps1')) { [IO.Path]::GetFileName($f) -replace '\.Tests\.ps1$', '' }
+            foreach ($name in $cmds.Keys) { Assert ($describes -contains $name) "no Pester file for $name" }
+            'done'
+            """);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.EndsWith("done", r.Stdout.Trim());
+    }
+
+    [Fact]
     public async Task Two_background_servers_receive_mail_sent_with_MailKit_and_stop_gracefully()
     {
         using var work = new TempQueue();

@@ -1,0 +1,66 @@
+#Requires -Version 7.4
+BeforeAll {
+    . $PSScriptRoot/MailOps.TestHelpers.ps1
+}
+
+Describe 'Submit-MailMessage' {
+    BeforeEach {
+        $queue = New-TestQueuePath
+    }
+
+    It 'has the pinned parameter surface' {
+        $cmd = Get-Command Submit-MailMessage
+        foreach ($name in 'Message', 'Path', 'From', 'To', 'Cc', 'Bcc', 'Subject', 'Body', 'BodyAsHtml', 'Attachment', 'Header', 'Sender', 'Recipient', 'QueuePath', 'ConfigPath', 'WhatIf', 'Confirm') {
+            $cmd.Parameters.Keys | Should -Contain $name
+        }
+        $cmd.ParameterSets.Name | Should -Contain 'Compose'
+        $cmd.ParameterSets.Name | Should -Contain 'Message'
+        $cmd.ParameterSets.Name | Should -Contain 'Path'
+    }
+
+    It 'queues a message built from parameters and returns it' {
+        $mail = Submit-MailMessage -QueuePath $queue -From 'Alice <alice@example.com>' -To bob@example.org -Cc carol@example.net -Bcc dave@example.net -Subject 'hello' -Body 'text'
+        $mail.State | Should -Be 'Queued'
+        $mail.Sender | Should -Be 'alice@example.com'
+        $mail.Recipients | Sort-Object | Should -Be @('bob@example.org', 'carol@example.net', 'dave@example.net')
+        $file = $mail | Export-QueuedMail -Destination $TestDrive -Force
+        Get-Content $file.FullName -Raw | Should -Not -Match 'dave@example.net'
+    }
+
+    It 'takes MimeKit messages from the pipeline' {
+        $message = New-TestMimeMessage -From 'alice@example.com' -To 'bob@example.org' -Subject 'from mimekit'
+        $mail = $message | Submit-MailMessage -QueuePath $queue
+        $mail.Subject | Should -Be 'from mimekit'
+        $mail.Recipients | Should -Be @('bob@example.org')
+    }
+
+    It 'takes .eml files from Get-ChildItem' {
+        $dir = Join-Path $TestDrive 'outbox'
+        New-Item -ItemType Directory $dir | Out-Null
+        "From: a@example.com`r`nTo: b@example.org`r`nSubject: eml one`r`n`r`nbody`r`n" | Set-Content (Join-Path $dir 'one.eml') -NoNewline
+        "From: a@example.com`r`nTo: c@example.org`r`nSubject: eml two`r`n`r`nbody`r`n" | Set-Content (Join-Path $dir 'two.eml') -NoNewline
+        $mail = Get-ChildItem $dir -Filter *.eml | Submit-MailMessage -QueuePath $queue
+        $mail | Should -HaveCount 2
+        $mail.Subject | Sort-Object | Should -Be @('eml one', 'eml two')
+    }
+
+    It 'refuses a line break in <Parameter> with HeaderInjection and queues nothing' -TestCases @(
+        @{ Parameter = 'Subject'; Extra = @{ Subject = "hi`r`nBcc: evil@example.net" } }
+        @{ Parameter = 'Header'; Extra = @{ Header = @{ 'X-Tag' = "a`nBcc: evil@example.net" } } }
+        @{ Parameter = 'To'; Extra = @{ To = "bob@example.org`r`nBcc: evil@example.net" } }
+    ) {
+        $params = @{ QueuePath = $queue; From = 'alice@example.com'; To = 'bob@example.org' }
+        foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
+        { Submit-MailMessage @params -ErrorAction Stop } | Should -Throw -ErrorId 'HeaderInjection'
+        Get-MailQueue -QueuePath $queue -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'changes nothing with -WhatIf' {
+        Submit-MailMessage -QueuePath $queue -From alice@example.com -To bob@example.org -Subject x -WhatIf
+        Get-MailQueue -QueuePath $queue -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'reports a non-message object as NotAMessage' {
+        { [pscustomobject]@{ A = 1 } | Submit-MailMessage -QueuePath $queue -ErrorAction Stop } | Should -Throw -ErrorId 'NotAMessage'
+    }
+}

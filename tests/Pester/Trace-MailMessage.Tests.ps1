@@ -1,0 +1,38 @@
+#Requires -Version 7.4
+BeforeAll {
+    . $PSScriptRoot/MailOps.TestHelpers.ps1
+}
+
+Describe 'Trace-MailMessage' {
+    BeforeEach {
+        $queue = New-TestQueuePath
+    }
+
+    It 'has the pinned parameter surface' {
+        $cmd = Get-Command Trace-MailMessage
+        foreach ($name in 'Id', 'QueuePath') { $cmd.Parameters.Keys | Should -Contain $name }
+        $cmd.OutputType.Name | Should -Contain 'MailOps.Core.Queue.MailTraceEvent'
+    }
+
+    It 'traces a message from Get-MailQueue -Id' {
+        $mail = Submit-TestMessage -QueuePath $queue
+        $events = Get-MailQueue -QueuePath $queue -Id $mail.Id | Trace-MailMessage
+        $events[0].Event | Should -Be 'Received'
+        $events.Event | Should -Contain 'Queued'
+        $events.Id | Select-Object -Unique | Should -Be $mail.Id
+    }
+
+    It 'finds a message by Message-ID after it left the queue' {
+        $mail = Submit-TestMessage -QueuePath $queue
+        $messageId = $mail.MessageId
+        $mail | Remove-QueuedMail -Confirm:$false
+        $events = Trace-MailMessage -QueuePath $queue -Id $messageId
+        $events.Event | Should -Contain 'Removed'
+    }
+
+    It 'reports an unknown message as TraceNotFound' {
+        Submit-TestMessage -QueuePath $queue | Out-Null
+        Trace-MailMessage -QueuePath $queue -Id '<nobody@nowhere.example>' -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'TraceNotFound,*'
+    }
+}
