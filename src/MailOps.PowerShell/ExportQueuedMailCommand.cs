@@ -9,20 +9,12 @@ namespace MailOps.PowerShell;
 /// </summary>
 [Cmdlet(VerbsData.Export, "QueuedMail", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(FileInfo))]
-public sealed class ExportQueuedMailCommand : MailOpsCmdlet
+public sealed class ExportQueuedMailCommand : QueuedMailCommand
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string[] Id { get; set; } = [];
-
     /// <summary>A directory (each message as &lt;id&gt;.eml), or a file name ending in .eml. Default: the current directory.</summary>
     [Parameter(Position = 1)]
     [ValidateNotNullOrEmpty]
     public string Destination { get; set; } = ".";
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string? QueuePath { get; set; }
 
     /// <summary>Overwrite existing files.</summary>
     [Parameter]

@@ -2,7 +2,6 @@ using System.Management.Automation;
 using MailOps.Core.Config;
 using MailOps.Core.Hosting;
 using MailOps.Core.Queue;
-using MailOps.Core.Submission;
 
 namespace MailOps.PowerShell;
 
@@ -16,7 +15,7 @@ public abstract class MailOpsCmdlet : PSCmdlet
     private readonly CancellationTokenSource _stopping = new();
 
     /// <summary>Cancelled when the user presses Ctrl+C or the pipeline is stopped.</summary>
-    protected CancellationToken Stopping => _stopping.Token;
+    protected CancellationToken Cancellation => _stopping.Token;
 
     protected override void StopProcessing() => _stopping.Cancel();
 
@@ -32,7 +31,7 @@ public abstract class MailOpsCmdlet : PSCmdlet
         while (true)
         {
             bool done = ((IAsyncResult)work).AsyncWaitHandle.WaitOne(100);
-            if (Stopping.IsCancellationRequested && !done) continue; // the engine is winding down; writing now would throw
+            if (Cancellation.IsCancellationRequested && !done) continue; // the engine is winding down; writing now would throw
             if (log is not null) Drain(log, ref cursor);
             if (progress?.Invoke() is { } record) WriteProgress(record);
             if (done) break;
@@ -41,7 +40,7 @@ public abstract class MailOpsCmdlet : PSCmdlet
         {
             return work.GetAwaiter().GetResult();
         }
-        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
         {
             throw new PipelineStoppedException();
         }
@@ -81,21 +80,6 @@ public abstract class MailOpsCmdlet : PSCmdlet
         return null;
     }
 
-    /// <summary>Ids grouped by the queue they came from, in the order first seen (pipeline input may mix queues).</summary>
-    protected sealed class IdsByQueue
-    {
-        private readonly List<(string? Queue, List<string> Ids)> _groups = new();
-
-        public void Add(string? queuePath, IEnumerable<string> ids)
-        {
-            var group = _groups.FirstOrDefault(g => string.Equals(g.Queue, queuePath, StringComparison.Ordinal));
-            if (group.Ids is null) _groups.Add(group = (queuePath, new List<string>()));
-            group.Ids.AddRange(ids.Where(id => !group.Ids.Contains(id, StringComparer.Ordinal)));
-        }
-
-        public IReadOnlyList<(string? Queue, List<string> Ids)> Groups => _groups;
-    }
-
     /// <summary>Runs <paramref name="action"/> on each id of an existing queue; a missing message is a MessageNotFound error, and the rest go on.</summary>
     protected void ForEachMessage(string? queuePath, IEnumerable<string> ids, Action<QueueStore, string> action)
     {
@@ -117,23 +101,18 @@ public abstract class MailOpsCmdlet : PSCmdlet
             }
         }
     }
+}
 
-    protected static IReadOnlyList<KeyValuePair<string, string>> HeaderPairs(System.Collections.IDictionary? headers) =>
-        headers is null ? [] : headers.Keys.Cast<object>().Select(k => new KeyValuePair<string, string>(k.ToString() ?? "", headers[k]?.ToString() ?? "")).ToList();
+/// <summary>The cmdlets that act on queued messages by id: -Id and -QueuePath, bound from QueuedMail objects.</summary>
+public abstract class QueuedMailCommand : MailOpsCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] Id { get; set; } = [];
 
-    protected void WriteSubmissionError(Exception ex, object? target)
-    {
-        WriteError(ex switch
-        {
-            HeaderInjectionException h => new ErrorRecord(h, "HeaderInjection", ErrorCategory.InvalidArgument, target),
-            SubmissionException { Kind: SubmissionErrorKind.Temporary } s => new ErrorRecord(s, "QueueUnavailable", ErrorCategory.ResourceUnavailable, target),
-            SubmissionException { Kind: SubmissionErrorKind.BadMessage } s => new ErrorRecord(s, "BadMessage", ErrorCategory.InvalidData, target),
-            SubmissionException s => new ErrorRecord(s, "BadSubmission", ErrorCategory.InvalidArgument, target),
-            FileNotFoundException or DirectoryNotFoundException => new ErrorRecord(ex, "FileNotFound", ErrorCategory.ObjectNotFound, target),
-            ConfigException c => Errors.InvalidConfiguration(c),
-            _ => new ErrorRecord(ex, "NotAMessage", ErrorCategory.InvalidType, target),
-        });
-    }
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? QueuePath { get; set; }
 }
 
 /// <summary>The ErrorRecords the module writes. ErrorIds are part of the interface: scripts match on them.</summary>

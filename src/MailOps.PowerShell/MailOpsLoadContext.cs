@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using System.Reflection;
-using System.Runtime.InteropServices;
 using System.Runtime.Loader;
 
 namespace MailOps.PowerShell;
@@ -20,8 +19,6 @@ internal sealed class MailOpsLoadContext : AssemblyLoadContext
     {
         _directory = directory;
     }
-
-    public string Directory => _directory;
 
     protected override Assembly? Load(AssemblyName assemblyName)
     {

@@ -11,16 +11,8 @@ namespace MailOps.PowerShell;
 /// </summary>
 [Cmdlet(VerbsCommon.Remove, "QueuedMail", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(QueuedMail))]
-public sealed class RemoveQueuedMailCommand : MailOpsCmdlet
+public sealed class RemoveQueuedMailCommand : QueuedMailCommand
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string[] Id { get; set; } = [];
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string? QueuePath { get; set; }
-
     /// <summary>Send the sender a non-delivery report (status 5.0.0 and the reason).</summary>
     [Parameter]
     public SwitchParameter Bounce { get; set; }
@@ -56,8 +48,8 @@ public sealed class RemoveQueuedMailCommand : MailOpsCmdlet
         {
             if (!ShouldProcess($"{id} in {store.QueuePath}", Bounce ? "Remove and bounce to the sender" : "Remove")) return;
             var removed = config is null
-                ? Bridge(store.RemoveAsync(id, Reason, Stopping))
-                : Bridge(OperatorBounce.BounceAndRemoveAsync(store, config.HostName, id, Reason, Stopping));
+                ? Bridge(store.RemoveAsync(id, Reason, Cancellation))
+                : Bridge(OperatorBounce.BounceAndRemoveAsync(store, config.HostName, id, Reason, Cancellation));
             if (PassThru) WriteObject(removed);
         });
     }

@@ -52,7 +52,7 @@ public sealed class ResolveMailExchangerCommand : MailOpsCmdlet
         var router = MxRouter.ForConfig(_config!);
         foreach (var domain in Domain)
         {
-            var route = Bridge(router.RouteAsync(domain.Trim().TrimEnd('.'), Stopping));
+            var route = Bridge(router.RouteAsync(domain.Trim().TrimEnd('.'), Cancellation));
             WriteObject(MailExchanger.From(route), enumerateCollection: true);
         }
     }

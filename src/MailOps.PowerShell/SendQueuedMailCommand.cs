@@ -79,7 +79,7 @@ public sealed class SendQueuedMailCommand : MailOpsCmdlet
         var log = new MemoryLog();
         (int Done, int Total) latest = (0, 0);
         var progress = new SynchronousProgress(p => latest = p);
-        var report = Bridge(QueueFlush.RunWithMemoryLogAsync(config, store, selection, Wait.IsPresent, log, progress, Stopping), log, () =>
+        var report = Bridge(QueueFlush.RunWithMemoryLogAsync(config, store, selection, Wait.IsPresent, log, progress, Cancellation), log, () =>
             latest.Total == 0 ? null : new ProgressRecord(1, "Send-QueuedMail", $"{latest.Done} of {latest.Total} recipients attempted")
             {
                 PercentComplete = Math.Min(100, latest.Done * 100 / latest.Total),
@@ -94,6 +94,21 @@ public sealed class SendQueuedMailCommand : MailOpsCmdlet
                 WriteError(Errors.MessageNotFound(new QueuedMessageNotFoundException(result.Id), result.Id));
             else WriteObject(result);
         }
+    }
+
+    /// <summary>Ids grouped by the queue they came from, in the order first seen (pipeline input may mix queues).</summary>
+    private sealed class IdsByQueue
+    {
+        private readonly List<(string? Queue, List<string> Ids)> _groups = new();
+
+        public void Add(string? queuePath, IEnumerable<string> ids)
+        {
+            var group = _groups.FirstOrDefault(g => string.Equals(g.Queue, queuePath, StringComparison.Ordinal));
+            if (group.Ids is null) _groups.Add(group = (queuePath, new List<string>()));
+            group.Ids.AddRange(ids.Where(id => !group.Ids.Contains(id, StringComparer.Ordinal)));
+        }
+
+        public IReadOnlyList<(string? Queue, List<string> Ids)> Groups => _groups;
     }
 
     /// <summary>Progress&lt;T&gt; posts to the pool; the bridge only needs the latest figure.</summary>

@@ -104,14 +104,14 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         long cursor = 0;
         try
         {
-            while (!server.Completion.Wait(200) && !Stopping.IsCancellationRequested)
+            while (!server.Completion.Wait(200) && !Cancellation.IsCancellationRequested)
                 Drain(server.Log!, ref cursor);
         }
         finally
         {
             server.StopAsync().GetAwaiter().GetResult();
         }
-        if (Stopping.IsCancellationRequested) throw new PipelineStoppedException();
+        if (Cancellation.IsCancellationRequested) throw new PipelineStoppedException();
         Drain(server.Log!, ref cursor);
         if (server.State == MailServerState.Failed)
             ThrowTerminatingError(new ErrorRecord(server.Error!, "ServerFailed", ErrorCategory.OperationStopped, server));

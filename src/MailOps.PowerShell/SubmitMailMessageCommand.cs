@@ -155,12 +155,29 @@ public sealed class SubmitMailMessageCommand : MailOpsCmdlet
                 DefaultDomain = config.EffectiveDefaultDomain,
                 PlusDomain = config.PlusDomain,
                 MaxMessageSize = config.MaxMessageSize,
-            }, Stopping));
+            }, Cancellation));
             WriteObject(_store!.Find(id));
         }
         catch (Exception ex) when (ex is SubmissionException or HeaderInjectionException or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
         {
             WriteSubmissionError(ex, target);
         }
+    }
+
+    private static IReadOnlyList<KeyValuePair<string, string>> HeaderPairs(System.Collections.IDictionary? headers) =>
+        headers is null ? [] : headers.Keys.Cast<object>().Select(k => new KeyValuePair<string, string>(k.ToString() ?? "", headers[k]?.ToString() ?? "")).ToList();
+
+    private void WriteSubmissionError(Exception ex, object? target)
+    {
+        WriteError(ex switch
+        {
+            HeaderInjectionException h => new ErrorRecord(h, "HeaderInjection", ErrorCategory.InvalidArgument, target),
+            SubmissionException { Kind: SubmissionErrorKind.Temporary } s => new ErrorRecord(s, "QueueUnavailable", ErrorCategory.ResourceUnavailable, target),
+            SubmissionException { Kind: SubmissionErrorKind.BadMessage } s => new ErrorRecord(s, "BadMessage", ErrorCategory.InvalidData, target),
+            SubmissionException s => new ErrorRecord(s, "BadSubmission", ErrorCategory.InvalidArgument, target),
+            FileNotFoundException or DirectoryNotFoundException => new ErrorRecord(ex, "FileNotFound", ErrorCategory.ObjectNotFound, target),
+            ConfigException c => Errors.InvalidConfiguration(c),
+            _ => new ErrorRecord(ex, "NotAMessage", ErrorCategory.InvalidType, target),
+        });
     }
 }

@@ -6,17 +6,8 @@ namespace MailOps.PowerShell;
 /// <summary>Trace-MailMessage: the journey of a message from its journal, which outlives it (JournalRetention).</summary>
 [Cmdlet(VerbsDiagnostic.Trace, "MailMessage")]
 [OutputType(typeof(MailTraceEvent))]
-public sealed class TraceMailMessageCommand : MailOpsCmdlet
+public sealed class TraceMailMessageCommand : QueuedMailCommand
 {
-    /// <summary>Queue ids or Message-IDs (with or without angle brackets).</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string[] Id { get; set; } = [];
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string? QueuePath { get; set; }
-
     protected override void ProcessRecord()
     {
         using var store = OpenExistingQueue(QueuePath);

@@ -41,6 +41,13 @@ public sealed class ModuleMetadataTests : IDisposable
         where a is not null
         select (t, a);
 
+    /// <summary>Every type named by an [OutputType] of a cmdlet.</summary>
+    private IEnumerable<Type> OutputTypes() =>
+        Cmdlets()
+            .SelectMany(c => c.Type.GetCustomAttributesData().Where(a => a.AttributeType.Name == "OutputTypeAttribute"))
+            .SelectMany(a => a.ConstructorArguments.SelectMany(arg => arg.Value is IEnumerable<CustomAttributeTypedArgument> many ? many.Select(m => m.Value) : [arg.Value]))
+            .OfType<Type>();
+
     private static string NameOf(CustomAttributeData cmdlet) => $"{cmdlet.ConstructorArguments[0].Value}-{cmdlet.ConstructorArguments[1].Value}";
 
     private static T? Named<T>(CustomAttributeData a, string name) =>
@@ -76,10 +83,7 @@ public sealed class ModuleMetadataTests : IDisposable
     [Fact]
     public void Parameters_bound_by_property_name_match_a_property_of_some_output_type()
     {
-        var outputProperties = Cmdlets()
-            .SelectMany(c => c.Type.GetCustomAttributesData().Where(a => a.AttributeType.Name == "OutputTypeAttribute"))
-            .SelectMany(a => a.ConstructorArguments.SelectMany(arg => arg.Value is IEnumerable<CustomAttributeTypedArgument> many ? many.Select(m => m.Value) : [arg.Value]))
-            .OfType<Type>()
+        var outputProperties = OutputTypes()
             .SelectMany(t => t.GetProperties().Select(p => p.Name))
             .Concat(["FullName"]) // FileInfo, for Submit-MailMessage's -Path alias
             .ToHashSet(StringComparer.OrdinalIgnoreCase);
@@ -127,10 +131,7 @@ public sealed class ModuleMetadataTests : IDisposable
     public void The_format_file_names_existing_types_and_properties_and_covers_every_output_type()
     {
         var doc = XDocument.Load(Path.Combine(Programs.RepoRoot, "module", "MailOps.format.ps1xml"));
-        var outputTypes = Cmdlets()
-            .SelectMany(c => c.Type.GetCustomAttributesData().Where(a => a.AttributeType.Name == "OutputTypeAttribute"))
-            .SelectMany(a => a.ConstructorArguments.SelectMany(arg => arg.Value is IEnumerable<CustomAttributeTypedArgument> many ? many.Select(m => m.Value) : [arg.Value]))
-            .OfType<Type>().Where(t => t.Assembly.GetName().Name == "MailOps.Core").Select(t => t.FullName!).ToHashSet();
+        var outputTypes = OutputTypes().Where(t => t.Assembly.GetName().Name == "MailOps.Core").Select(t => t.FullName!).ToHashSet();
         var viewed = new HashSet<string>();
         foreach (var view in doc.Descendants("View"))
         {
