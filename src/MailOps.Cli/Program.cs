@@ -96,6 +96,13 @@ public static class Program
             Console.Error.WriteLine($"{prefix}: interrupted.");
             return ExitCodes.TempFail;
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A file-system failure no command classified (a full disk, a permission): temporary,
+            // one line, never a stack trace. Whatever was half-written has been abandoned.
+            Console.Error.WriteLine($"{prefix}: {ex.Message}");
+            return ExitCodes.TempFail;
+        }
     }
 
     private static int Version()

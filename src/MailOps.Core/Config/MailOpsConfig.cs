@@ -72,6 +72,11 @@ public sealed class MailOpsConfig
     [JsonConverter(typeof(DurationConverter))] public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromHours(1);
     /// <summary>Octets per second a DATA/BDAT transfer must average once it has run longer than IdleTimeout.</summary>
     public long MinDataRate { get; set; } = 256;
+    /// <summary>Pause before a failed AUTH is answered.</summary>
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan AuthFailureDelay { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>Failed AUTH attempts one client (address, or IPv6 /64) may make within <see cref="AuthFailureWindow"/>; then 421 4.7.0 until the window passes.</summary>
+    public int AuthFailureLimit { get; set; } = 10;
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan AuthFailureWindow { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>Domain that completes a bare address on submission (qmail's defaultdomain).</summary>
     public string EffectiveDefaultDomain => string.IsNullOrEmpty(DefaultDomain) ? HostName : DefaultDomain;
@@ -113,7 +118,27 @@ public sealed class MailOpsConfig
         config.Routes = new(config.Routes, StringComparer.OrdinalIgnoreCase);
         config.Aliases = new(config.Aliases, StringComparer.OrdinalIgnoreCase);
         config.Validate(path);
+        config.LoadedFrom = Path.GetFullPath(path);
         return config;
+    }
+
+    /// <summary>The file this configuration was read from; null when built in code or defaulted.</summary>
+    [JsonIgnore] public string? LoadedFrom { get; private set; }
+
+    /// <summary>
+    /// A warning when the file this configuration came from holds secrets (AUTH password hashes,
+    /// a certificate password) and others than its owner may read it; null when all is well.
+    /// </summary>
+    public string? SecretExposureWarning()
+    {
+        if (LoadedFrom is null || OperatingSystem.IsWindows()) return null;
+        if (Users.Count == 0 && string.IsNullOrEmpty(Tls.CertificatePassword)) return null;
+        UnixFileMode mode;
+        try { mode = File.GetUnixFileMode(LoadedFrom); }
+        catch (IOException) { return null; }
+        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+        if ((mode & others) == 0) return null;
+        return $"{LoadedFrom} holds secrets (password hashes or a certificate password) and is readable by others than its owner; make it private: chmod 600 {LoadedFrom}";
     }
 
     /// <summary>A RelayClients entry: a CIDR network, or one address (a /32 or /128).</summary>
@@ -142,6 +167,8 @@ public sealed class MailOpsConfig
             Require(Duration.TryParse(step, out var wait) && wait > TimeSpan.Zero, $"RetrySchedule: '{step}' is not a positive duration (e.g. 10m).");
         foreach (var server in DnsServers)
             Require(Dns.DnsEndpoint.TryParse(server, out _), $"DnsServers: '{server}' is not an address with an optional port (1.2.3.4, 1.2.3.4:53, [::1]:53).");
+        foreach (var (domain, folder) in VirtualDomains)
+            Require(Local.LocalMailboxes.IsSafeFolder(folder), $"VirtualDomains: '{folder}' for {domain} is not a folder under MaildirRoot (relative, no '..' or leading dot, no '\\').");
         foreach (var (domain, host) in Routes)
             Require(Delivery.Remote.HostAndPort.TryParse(host, RemotePort, out _), $"Routes: '{host}' for {domain} is not host[:port].");
         if (SmartHost is not null)
@@ -152,6 +179,7 @@ public sealed class MailOpsConfig
         Require(MaxConnections > 0 && MaxConnectionsPerClient > 0, "Connection limits must be positive.");
         Require(IdleTimeout > TimeSpan.Zero && SessionTimeout > TimeSpan.Zero, "Timeouts must be positive.");
         Require(MinDataRate >= 0, "MinDataRate must not be negative.");
+        Require(AuthFailureDelay >= TimeSpan.Zero && AuthFailureLimit > 0 && AuthFailureWindow > TimeSpan.Zero, "AuthFailureDelay must not be negative; AuthFailureLimit and AuthFailureWindow must be positive.");
         foreach (var cidr in RelayClients)
             Require(TryParseNetwork(cidr, out _), $"RelayClients: '{cidr}' is not an address or CIDR network.");
         foreach (var user in Users)
@@ -159,9 +187,10 @@ public sealed class MailOpsConfig
     }
 }
 
-public sealed class ConfigException : Exception
+public sealed class ConfigException : MailOpsException
 {
     public ConfigException(string message, Exception? inner = null) : base(message, inner) { }
+    public override bool IsTransient => false;
 }
 
 /// <summary>Reads "5d", "10m", "30s", "2h", "250ms" or a TimeSpan string.</summary>

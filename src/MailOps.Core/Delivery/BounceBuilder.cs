@@ -24,9 +24,13 @@ public static class BounceBuilder
             ? []
             : envelope.Recipients.Where(r => r.State == RecipientState.Bounced && (r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Failure))).ToList();
 
+    /// <summary>True when a finished envelope owes its sender a report (or, for a bounce, a journal line saying none goes).</summary>
+    public static bool IsReportDue(Envelope envelope) =>
+        ReportableFailures(envelope).Count > 0 || (envelope.IsBounce && envelope.Recipients.Any(r => r.State == RecipientState.Bounced));
+
     /// <summary>
-    /// Queues the report for the bounced recipients of a finished <paramref name="envelope"/> (run
-    /// under the message's lock, before it leaves the queue) and journals it. A bounce is never
+    /// Queues the report for the bounced recipients of a finished <paramref name="envelope"/> (after
+    /// its results were recorded, before it leaves the queue; no lock is held) and journals it. A bounce is never
     /// bounced: that is journaled instead.
     /// </summary>
     /// <returns>The report's queue id, or null when none was due.</returns>
@@ -34,7 +38,7 @@ public static class BounceBuilder
     {
         if (envelope.IsBounce && envelope.Recipients.Any(r => r.State == RecipientState.Bounced))
         {
-            store.AppendJournal(envelope.Id, [new JournalEvent { Time = now, Event = JournalEventType.Bounced, Detail = "no report sent: the message is itself a bounce (never bounce a bounce)" }]);
+            store.AppendJournal(envelope.Id, [JournalEvents.Note(JournalEventType.Bounced, now, "no report sent: the message is itself a bounce (never bounce a bounce)")]);
             return null;
         }
         var failed = ReportableFailures(envelope);
@@ -50,11 +54,8 @@ public static class BounceBuilder
         var bounceEnvelope = EnvelopeFor(envelope, hostName, now);
         bounceEnvelope.EightBit = envelope.EightBit;
         string bounceId = await store.EnqueueAsync(bounceEnvelope, stream, cancellationToken).ConfigureAwait(false);
-        store.AppendJournal(envelope.Id, [new JournalEvent
-        {
-            Time = now, Event = JournalEventType.Bounced,
-            Detail = $"delivery status notification for {failed.Count} recipient(s) queued as {bounceId} to <{envelope.Sender}>",
-        }]);
+        store.AppendJournal(envelope.Id, [JournalEvents.Note(JournalEventType.Bounced, now,
+            $"delivery status notification for {failed.Count} recipient(s) queued as {bounceId} to <{envelope.Sender}>")]);
         return bounceId;
     }
 

@@ -33,33 +33,36 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 {
     private const string LocalKey = "local";
     private static readonly TimeSpan MaxSleep = TimeSpan.FromHours(1);
+    /// <summary>When recording a failed job fails too, the message is looked at again this much later.</summary>
+    private static readonly TimeSpan RecheckAfterFailure = TimeSpan.FromMinutes(1);
 
     private readonly MailOpsConfig _config;
     private readonly QueueStore _store;
     private readonly ILogger _log;
     private readonly TimeProvider _clock;
     private readonly RetryPolicy _retry;
-    private readonly LocalMailboxes _mailboxes;
-    private readonly MaildirDelivery _maildir;
+    private readonly LocalCourier _local;
     /// <summary>Fires when stopping begins: no new job starts.</summary>
     private readonly CancellationTokenSource _stopping = new();
     /// <summary>Fires a grace period later: deliveries still in flight are cut (their recipients stay due).</summary>
     private readonly CancellationTokenSource _abort = new();
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(20);
 
+    /// <summary>The scheduler's state: destinations, jobs, what each envelope said. Never held across I/O.</summary>
     private readonly object _gate = new();
     private readonly Dictionary<string, Destination> _destinations = new(StringComparer.OrdinalIgnoreCase);
     /// <summary>"id\ndestination" of every job queued or running.</summary>
     private readonly HashSet<string> _scheduled = new(StringComparer.Ordinal);
-    /// <summary>Running jobs per message (its active/ marker lives while this is above zero).</summary>
-    private readonly Dictionary<string, int> _activeJobs = new(StringComparer.Ordinal);
-    /// <summary>What the last read of each envelope said: its file stamp, and when it is next due (MaxValue: never by itself).</summary>
+    /// <summary>What the last look at each envelope said: its file stamp (default: read it again), and when it is next due (MaxValue: never by itself).</summary>
     private readonly Dictionary<string, (DateTime Stamp, DateTimeOffset Due)> _seen = new(StringComparer.Ordinal);
     private readonly List<Task> _workers = new();
     private readonly SemaphoreSlim _wake = new(0, 1);
     private HashSet<string>? _only;
     private int _remoteRunning, _localRunning;
     private long _jobsRun;
+
+    /// <summary>Running jobs per message (its active/ marker lives while this is above zero); its own lock, apart from the scheduler's.</summary>
+    private readonly Dictionary<string, int> _activeJobs = new(StringComparer.Ordinal);
 
     /// <exception cref="ConfigException">The configuration is invalid.</exception>
     public DeliveryScheduler(MailOpsConfig config, QueueStore store, ILogger? logger = null, DeliveryOptions? options = null)
@@ -71,18 +74,25 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         _log = logger ?? NullLogger.Instance;
         _clock = options.Clock;
         _retry = RetryPolicy.From(config);
-        _mailboxes = new LocalMailboxes(config);
-        _maildir = new MaildirDelivery(config.MaildirRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(store.QueuePath).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "maildir"), config.HostName);
+        var maildir = new MaildirDelivery(config.MaildirRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(store.QueuePath).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "maildir"), config.HostName);
+        MaildirRoot = maildir.Root;
+        _local = new LocalCourier(config, store, maildir, _clock, _log);
         Router = new MxRouter(config, options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), options.OwnEndpoints);
     }
 
     public MxRouter Router { get; }
 
     /// <summary>Where local mail is written.</summary>
-    public string MaildirRoot => _maildir.Root;
+    public string MaildirRoot { get; }
 
     /// <summary>Jobs (one message to one destination) run so far.</summary>
     public long JobsRun => Interlocked.Read(ref _jobsRun);
+
+    /// <summary>When the scheduler will next look at <paramref name="id"/> by itself (a retry), or null when it has no plan for it.</summary>
+    internal DateTimeOffset? NextDueOf(string id)
+    {
+        lock (_gate) return _seen.TryGetValue(id, out var seen) ? seen.Due : null;
+    }
 
     // ---------------------------------------------------------------- the two ways to run
 
@@ -101,6 +111,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             while (!cancellationToken.IsCancellationRequested)
             {
                 if (trigger.TakeFlushRequest()) RetryDownDestinations();
+                // A worker's wake-up needs no scan: it recorded what its job changed (the next
+                // retry time included) before waking us. The trigger and the timer do.
                 var nextDue = rescan ? Scan() : NextDueFromCache();
                 Pump();
                 var sleep = SleepUntil(nextDue) - _clock.GetUtcNow();
@@ -168,7 +180,9 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         public TimeSpan Backoff { get; set; }
     }
 
-    /// <summary>Reads the envelopes that changed since the last scan and queues a job for every destination with a due recipient.</summary>
+    private string DestinationOf(string domain) => Router.DestinationOf(domain);
+
+    /// <summary>Reads the envelopes that changed since the last scan (or fell due) and queues a job for every destination with a due recipient.</summary>
     /// <returns>The earliest future time something falls due.</returns>
     private DateTimeOffset Scan()
     {
@@ -190,25 +204,12 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 continue;
             }
             if (envelope is null) continue;
-            var due = DateTimeOffset.MaxValue;
+            var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
             lock (_gate)
             {
-                if (envelope.Recipients.Count > 0 && envelope.Recipients.All(r => r.IsFinal))
-                {
-                    Enqueue(id, LocalKey); // finished, but not retired (a crash came between): finish it
-                    continue;
-                }
-                foreach (var r in envelope.Recipients)
-                {
-                    if (r.State is not (RecipientState.Pending or RecipientState.Deferred)) continue;
-                    if (r.NextAttempt is { } at && at > now)
-                    {
-                        if (at < due) due = at;
-                        continue;
-                    }
-                    Enqueue(id, Router.DestinationOf(QueuedMail.DomainOf(r.Address)));
-                }
-                _seen[id] = (stamp, due);
+                if (plan.Finished) Enqueue(id, LocalKey); // finished, but not retired (a crash or a failed report came between): finish it
+                foreach (var job in plan.Jobs) Enqueue(id, job.Destination);
+                _seen[id] = (stamp, plan.NextDue);
             }
             // A long queue: let deliveries start while the rest is read.
             if (present.Count % 256 == 0) Pump();
@@ -256,13 +257,15 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         d.Jobs.Enqueue(id);
     }
 
-    /// <summary>Starts workers wherever jobs wait and the limits allow.</summary>
+    /// <summary>Starts workers wherever jobs wait and the limits allow; none once stopping has begun.</summary>
     private void Pump()
     {
-        if (_stopping.IsCancellationRequested) return;
         var now = _clock.GetUtcNow();
         lock (_gate)
         {
+            // Checked under the lock: DrainAsync takes its snapshot of the workers under it too,
+            // so no worker can start after the snapshot and outlive the tokens it uses.
+            if (_stopping.IsCancellationRequested) return;
             foreach (var d in _destinations.Values)
             {
                 if (d.Jobs.Count == 0) continue;
@@ -302,36 +305,24 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         }
     }
 
-    /// <summary>One worker: one connection (for remote destinations), jobs of its destination one after another.</summary>
+    /// <summary>One worker: one courier (one connection, for remote destinations), jobs of its destination one after another.</summary>
     private async Task WorkAsync(Destination d, string firstId)
     {
-        await using var session = d.Local ? null : new RemoteSession(_config.HostName, _clock);
+        ICourier courier = d.Local ? _local : new RemoteCourier(Router, _config.HostName, _clock);
         string? id = firstId;
         try
         {
             while (id is not null)
             {
-                JobOutcome outcome;
-                try
-                {
-                    outcome = await RunJobAsync(d, id, session).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException || !_abort.IsCancellationRequested)
-                {
-                    // A bug or an unreadable spool must not kill the scheduler: the recipients stay
-                    // as they were and are tried again on the next scan.
-                    _log.LogError(DeliveryEvents.JobFailed, ex, "delivery of {Id} to {Destination} failed unexpectedly", id, d.Key);
-                    outcome = JobOutcome.NotRun;
-                }
-                catch (OperationCanceledException)
-                {
-                    outcome = JobOutcome.NotRun;
-                }
+                var (outcome, due) = await RunJobGuardedAsync(d, id, courier).ConfigureAwait(false);
                 Interlocked.Increment(ref _jobsRun);
                 lock (_gate)
                 {
                     _scheduled.Remove(id + "\n" + d.Key);
-                    _seen.Remove(id); // its envelope changed: read it again on the next scan
+                    // What the job left behind is known: keep its next due time, so that a retry
+                    // is not forgotten until the next scan (the stamp is unknown: the next scan reads it).
+                    if (due is { } next) _seen[id] = (default, next);
+                    else _seen.Remove(id);
                     id = null;
                     if (outcome == JobOutcome.DestinationFailed)
                     {
@@ -358,6 +349,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         }
         finally
         {
+            if (!d.Local) await courier.DisposeAsync().ConfigureAwait(false);
             lock (_gate)
             {
                 d.Running--;
@@ -369,221 +361,171 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     private enum JobOutcome { NotRun, Connected, Done, DestinationFailed }
 
-    /// <summary>Delivers one message's due recipients of one destination and records the results.</summary>
-    private async Task<JobOutcome> RunJobAsync(Destination d, string id, RemoteSession? session)
+    /// <summary>
+    /// Runs a job and says when its message is next due (null: gone from the queue). A job that
+    /// fails unexpectedly (a bug, an unreadable spool) leaves its recipients visibly deferred, with
+    /// the error and a next attempt, never silently waiting.
+    /// </summary>
+    private async Task<(JobOutcome Outcome, DateTimeOffset? Due)> RunJobGuardedAsync(Destination d, string id, ICourier courier)
     {
-        var envelope = _store.ReadEnvelope(id);
-        if (envelope is null) return JobOutcome.NotRun; // removed meanwhile
-        var now = _clock.GetUtcNow();
-        var due = envelope.Recipients
-            .Where(r => r.State is RecipientState.Pending or RecipientState.Deferred && (r.NextAttempt is null || r.NextAttempt <= now))
-            .Where(r => string.Equals(Router.DestinationOf(QueuedMail.DomainOf(r.Address)), d.Key, StringComparison.OrdinalIgnoreCase))
-            .ToList();
-        if (due.Count == 0)
-        {
-            if (envelope.Recipients.Count > 0 && envelope.Recipients.All(r => r.IsFinal))
-                await RecordAsync(id, [], [], CancellationToken.None).ConfigureAwait(false);
-            return JobOutcome.NotRun;
-        }
-
-        lock (_gate)
-        {
-            _activeJobs[id] = _activeJobs.GetValueOrDefault(id) + 1;
-            if (_activeJobs[id] == 1) _store.MarkActive(id);
-        }
         try
         {
-            IReadOnlyList<RecipientResult> results;
-            IReadOnlyList<JournalEvent> connectionEvents = [];
-            var outcome = JobOutcome.Done;
+            return await RunJobAsync(d, id, courier).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+        {
+            return (JobOutcome.NotRun, _clock.GetUtcNow()); // cut by the stop: still due at the next start
+        }
+        catch (Exception ex)
+        {
+            _log.LogError(DeliveryEvents.JobFailed, ex, "delivery of {Id} to {Destination} failed unexpectedly", id, d.Key);
+            try
+            {
+                var envelope = _store.ReadEnvelope(id);
+                if (envelope is null) return (JobOutcome.NotRun, null);
+                var now = _clock.GetUtcNow();
+                var due = DeliveryPlanner.DueAt(envelope, d.Key, now, DestinationOf);
+                var results = due.Select(r => RecipientResult.Local(r.Address, "4.3.0", "delivery failed inside MailOps: " + ex.Message)).ToList();
+                var recorded = await RecordAsync(id, results, []).ConfigureAwait(false);
+                return (JobOutcome.NotRun, recorded is null ? null : NextDue(recorded, now));
+            }
+            catch (Exception again) when (again is IOException or UnauthorizedAccessException or QueueFailureException or System.Text.Json.JsonException or InvalidDataException)
+            {
+                _log.LogError(DeliveryEvents.JobFailed, again, "cannot record the failure of {Id}; looking at it again in {Delay}", id, RecheckAfterFailure);
+                return (JobOutcome.NotRun, _clock.GetUtcNow() + RecheckAfterFailure);
+            }
+        }
+    }
+
+    /// <summary>When a recorded envelope next needs the scheduler: now when something is still due or it waits to be finished.</summary>
+    private DateTimeOffset NextDue(Envelope envelope, DateTimeOffset now)
+    {
+        var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
+        return plan.Finished || plan.Jobs.Count > 0 ? now : plan.NextDue;
+    }
+
+    /// <summary>Delivers one message's due recipients of one destination and records the results.</summary>
+    private async Task<(JobOutcome, DateTimeOffset?)> RunJobAsync(Destination d, string id, ICourier courier)
+    {
+        var envelope = _store.ReadEnvelope(id);
+        if (envelope is null) return (JobOutcome.NotRun, null); // removed meanwhile
+        var now = _clock.GetUtcNow();
+        var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
+        if (plan.Finished)
+        {
+            await FinishAsync(id).ConfigureAwait(false);
+            return (JobOutcome.NotRun, null);
+        }
+        var due = plan.Jobs.FirstOrDefault(j => string.Equals(j.Destination, d.Key, StringComparison.OrdinalIgnoreCase))?.Recipients;
+        if (due is null) return (JobOutcome.NotRun, plan.Jobs.Count > 0 ? now : plan.NextDue);
+
+        EnterActive(id);
+        try
+        {
+            CourierResult result;
             await using (var body = _store.OpenBodyForDelivery(id))
             {
-                if (body is null) return JobOutcome.NotRun;
-                if (d.Local)
+                if (body is null)
                 {
-                    results = await DeliverLocallyAsync(envelope, due, body).ConfigureAwait(false);
+                    // The envelope is there and its body is not: never silently stranded.
+                    result = CourierResult.Of(due.Select(r => RecipientResult.Local(r.Address, "4.3.0", "the message body is missing from the queue")).ToList());
                 }
                 else
                 {
-                    var route = await Router.RouteAsync(QueuedMail.DomainOf(due[0].Address), _abort.Token).ConfigureAwait(false);
-                    switch (route.Kind)
-                    {
-                        case RouteKind.Remote:
-                            var attempt = await session!.DeliverAsync(route, envelope, due, body, _abort.Token).ConfigureAwait(false);
-                            results = attempt.Results;
-                            connectionEvents = attempt.ConnectionEvents;
-                            outcome = attempt.DestinationFailed ? JobOutcome.DestinationFailed : JobOutcome.Connected;
-                            break;
-                        case RouteKind.Defer:
-                            results = due.Select(r => RecipientResult.Local(r.Address, route.Status!, route.Reason!)).ToList();
-                            outcome = JobOutcome.DestinationFailed;
-                            break;
-                        default: // Bounce; Local cannot happen (local domains have their own destination)
-                            results = due.Select(r => RecipientResult.Local(r.Address, route.Status ?? "5.4.4", route.Reason ?? "no route")).ToList();
-                            break;
-                    }
+                    result = await courier.DeliverAsync(envelope, due, body, _abort.Token).ConfigureAwait(false);
                 }
             }
-            await RecordAsync(id, results, connectionEvents, CancellationToken.None).ConfigureAwait(false);
-            return outcome;
+            var recorded = await RecordAsync(id, result.Results, result.ConnectionEvents).ConfigureAwait(false);
+            if (recorded?.ReportDue == true) await FinishAsync(id).ConfigureAwait(false);
+            var outcome = result.DestinationFailed ? JobOutcome.DestinationFailed : result.Connected ? JobOutcome.Connected : JobOutcome.Done;
+            return (outcome, recorded is null || recorded.ReportDue ? null : NextDue(recorded, _clock.GetUtcNow()));
         }
         finally
         {
-            lock (_gate)
+            LeaveActive(id);
+        }
+    }
+
+    /// <summary>The active/ marker: operators see the message Active, and a crash leaves the marker for the sweep.</summary>
+    private void EnterActive(string id)
+    {
+        lock (_activeJobs)
+        {
+            int n = _activeJobs.GetValueOrDefault(id) + 1;
+            _activeJobs[id] = n;
+            if (n > 1) return;
+            try { _store.MarkActive(id); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                if (--_activeJobs[id] == 0)
-                {
-                    _activeJobs.Remove(id);
-                    _store.ClearActive(id);
-                }
+                // Only a display and a crash hint: the delivery goes on without it.
+                _log.LogWarning(DeliveryEvents.QueueError, "cannot mark {Id} active: {Error}", id, ex.Message);
             }
         }
     }
 
-    // ---------------------------------------------------------------- local delivery (qmail-local)
-
-    private async Task<IReadOnlyList<RecipientResult>> DeliverLocallyAsync(Envelope envelope, IReadOnlyList<EnvelopeRecipient> due, Stream body)
+    private void LeaveActive(string id)
     {
-        var results = new List<RecipientResult>(due.Count);
-        foreach (var r in due)
+        lock (_activeJobs)
         {
-            var target = _mailboxes.Resolve(r.Address);
-            if (target.Error is not null && target.Mailboxes.Count == 0 && target.Forwards.Count == 0)
-            {
-                results.Add(RecipientResult.Local(r.Address, "5.1.1", target.Error, "maildir"));
-                continue;
-            }
-            RecipientResult? worst = null;
-            foreach (var mailbox in target.Mailboxes)
-            {
-                var result = _maildir.Deliver(r.Address, mailbox, envelope.Sender, body);
-                if (worst is null || result.Outcome != DeliveryOutcome.Delivered) worst = result;
-            }
-            if (target.Forwards.Count > 0)
-            {
-                var forwarded = await ForwardAsync(envelope, r.Address, target.Forwards, body).ConfigureAwait(false);
-                if (worst is null || forwarded.Outcome != DeliveryOutcome.Delivered) worst = forwarded;
-            }
-            if (target.Error is not null) _log.LogWarning(DeliveryEvents.AliasProblem, "{Recipient}: {Error}", r.Address, target.Error);
-            results.Add(worst!);
-        }
-        return results;
-    }
-
-    /// <summary>An alias that points off-site: a new message with the same body and sender (qmail-local's forward).</summary>
-    private async Task<RecipientResult> ForwardAsync(Envelope envelope, string recipient, IReadOnlyList<string> forwards, Stream body)
-    {
-        var copy = new Envelope
-        {
-            Arrived = _clock.GetUtcNow(),
-            Sender = envelope.Sender,
-            Recipients = forwards.Select(f => new EnvelopeRecipient { Address = f }).ToList(),
-            Origin = envelope.Origin,
-            EightBit = envelope.EightBit,
-            SmtpUtf8 = envelope.SmtpUtf8,
-            ClientHelo = _config.HostName,
-        };
-        try
-        {
-            body.Position = 0;
-            string newId = await _store.EnqueueAsync(copy, body).ConfigureAwait(false);
-            return RecipientResult.Local(recipient, "2.0.0", $"forwarded to {string.Join(", ", forwards.Select(f => "<" + f + ">"))} as {newId}", "alias");
-        }
-        catch (QueueFailureException ex)
-        {
-            return RecipientResult.Local(recipient, "4.3.0", "cannot queue the forwarded copy: " + ex.Message, "alias");
+            if (!_activeJobs.TryGetValue(id, out int n)) return;
+            if (n > 1) { _activeJobs[id] = n - 1; return; }
+            _activeJobs.Remove(id);
+            _store.ClearActive(id);
         }
     }
 
     // ---------------------------------------------------------------- results, retries, bounces
 
-    private async Task RecordAsync(string id, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents, CancellationToken cancellationToken)
+    private async Task<Envelope?> RecordAsync(string id, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents)
     {
         var now = _clock.GetUtcNow();
-        var recorded = await _store.RecordAsync(id, envelope =>
-        {
-            var events = new List<JournalEvent>(connectionEvents);
-            foreach (var result in results)
-            {
-                var r = envelope.Recipients.FirstOrDefault(x => !x.IsFinal && x.Address.Equals(result.Recipient, StringComparison.OrdinalIgnoreCase));
-                if (r is null) continue;
-                r.Attempts++;
-                r.Updated = now;
-                r.LastError = result.Outcome == DeliveryOutcome.Delivered ? null : result.Summary;
-                r.Status = result.EnhancedCode;
-                r.LastReply = result.ReplyCode is not null ? $"{result.ReplyCode} {result.EnhancedCode} {result.Detail}" : null;
-                r.RemoteHost = result.Host;
-                events.Add(new JournalEvent
-                {
-                    Time = now, Event = JournalEventType.Attempt, Recipient = r.Address, Host = result.Host, Address = result.Address,
-                    Tls = result.Tls, Status = result.Status, Detail = result.Detail, DurationMs = result.DurationMs,
-                });
-                var outcome = result.Outcome;
-                string detail = result.Detail;
-                if (outcome == DeliveryOutcome.Deferred)
-                {
-                    if (_retry.NextAttempt(envelope.Arrived, r.Attempts, now) is { } next)
-                    {
-                        // A recipient held while its attempt was in flight stays held.
-                        if (r.State != RecipientState.Held) r.State = RecipientState.Deferred;
-                        r.NextAttempt = next;
-                        detail = $"{result.Detail} (next attempt {next:u})";
-                    }
-                    else
-                    {
-                        outcome = DeliveryOutcome.Bounced;
-                        r.LastError = $"{result.Summary} (gave up: the message is older than QueueLifetime {_retry.Lifetime})";
-                        events.Add(new JournalEvent { Time = now, Event = JournalEventType.Expired, Recipient = r.Address, Detail = r.LastError });
-                        detail = r.LastError;
-                    }
-                }
-                if (outcome != DeliveryOutcome.Deferred)
-                {
-                    r.State = outcome == DeliveryOutcome.Delivered ? RecipientState.Delivered : RecipientState.Bounced;
-                    r.NextAttempt = null;
-                }
-                events.Add(new JournalEvent
-                {
-                    Time = now,
-                    Event = outcome switch { DeliveryOutcome.Delivered => JournalEventType.Delivered, DeliveryOutcome.Bounced => JournalEventType.Bounced, _ => JournalEventType.Deferred },
-                    Recipient = r.Address, Host = result.Host, Status = result.Status, Detail = detail,
-                });
-            }
-            return events;
-        }, QueueBounceAsync, cancellationToken).ConfigureAwait(false);
+        var recorded = await _store.RecordAsync(id, envelope => DeliveryRecord.Apply(envelope, results, connectionEvents, now, _retry),
+            BounceBuilder.IsReportDue, CancellationToken.None).ConfigureAwait(false);
         if (recorded is null && results.Count > 0)
         {
             // Removed by an operator while the delivery was in flight: the attempt happened, so
             // the trace says so, but there is no envelope left to record it in (docs/queue.md).
-            _store.AppendJournal(id, connectionEvents.Concat(results.Select(r => new JournalEvent
-            {
-                Time = now, Event = JournalEventType.Attempt, Recipient = r.Recipient, Host = r.Host, Address = r.Address, Tls = r.Tls,
-                Status = r.Status, Detail = r.Detail + " (result dropped: the message was removed during the delivery)", DurationMs = r.DurationMs,
-            })).ToList());
+            _store.AppendJournal(id, connectionEvents.Concat(results.Select(r =>
+                JournalEvents.Attempt(r, now, " (result dropped: the message was removed during the delivery)"))).ToList());
         }
+        return recorded;
     }
 
-    /// <summary>Runs under the message's lock just before a finished message leaves the queue.</summary>
-    private async Task QueueBounceAsync(Envelope envelope, CancellationToken cancellationToken)
-    {
-        if (await BounceBuilder.QueueAsync(_store, envelope, _config.HostName, _clock.GetUtcNow(), cancellationToken).ConfigureAwait(false) is { } bounceId)
-            _log.LogInformation(DeliveryEvents.BounceQueued, "{Id}: bounce {BounceId} to <{Sender}>", envelope.Id, bounceId, envelope.Sender);
-    }
+    /// <summary>Queues the report of a finished message (no lock held) and retires it.</summary>
+    private Task FinishAsync(string id) =>
+        _store.FinishAsync(id, async (envelope, ct) =>
+        {
+            if (await BounceBuilder.QueueAsync(_store, envelope, _config.HostName, _clock.GetUtcNow(), ct).ConfigureAwait(false) is { } bounceId)
+                _log.LogInformation(DeliveryEvents.BounceQueued, "{Id}: bounce {BounceId} to <{Sender}>", envelope.Id, bounceId, envelope.Sender);
+        }, CancellationToken.None);
 
     // ---------------------------------------------------------------- stopping
 
     private void BeginStopping()
     {
-        _stopping.Cancel();
+        lock (_gate)
+        {
+            if (_stopping.IsCancellationRequested) return;
+            _stopping.Cancel();
+        }
         _abort.CancelAfter(StopGrace);
     }
 
+    /// <summary>Waits for every worker; none starts once stopping has begun (see <see cref="Pump"/>).</summary>
     private async Task DrainAsync()
     {
-        Task[] running;
-        lock (_gate) running = _workers.ToArray();
-        try { await Task.WhenAll(running).ConfigureAwait(false); }
-        catch (Exception ex) when (ex is OperationCanceledException) { }
+        while (true)
+        {
+            Task[] running;
+            lock (_gate)
+            {
+                _workers.RemoveAll(t => t.IsCompleted);
+                running = _workers.ToArray();
+            }
+            if (running.Length == 0) return;
+            try { await Task.WhenAll(running).ConfigureAwait(false); }
+            catch (Exception ex) when (ex is OperationCanceledException) { }
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -26,11 +26,12 @@ public static class OperatorBounce
                 r.LastError = "5.0.0 " + reason;
                 r.RemoteHost = null;
                 r.Updated = now;
-                events.Add(new JournalEvent { Time = now, Event = JournalEventType.Removed, Recipient = r.Address, Status = "5.0.0", Detail = reason });
+                events.Add(JournalEvents.Operator(JournalEventType.Removed, now, r.Address, reason, "5.0.0"));
             }
             return events;
-        }, (envelope, ct) => BounceBuilder.QueueAsync(store, envelope, hostName, now, ct), cancellationToken).ConfigureAwait(false);
+        }, BounceBuilder.IsReportDue, cancellationToken).ConfigureAwait(false);
         if (recorded is null) throw new QueuedMessageNotFoundException(id);
+        await store.FinishAsync(id, (envelope, ct) => BounceBuilder.QueueAsync(store, envelope, hostName, now, ct), cancellationToken).ConfigureAwait(false);
         QueueTrigger.Pull(store.QueuePath);
         return before;
     }

@@ -66,17 +66,20 @@ public static class QueueFlush
             }
         }
 
-        bool served;
-        using (var serverLock = store.IsServed() ? null : store.TryAcquireServerLock())
+        bool served = false;
+        for (int round = 0; round < 2; round++)
         {
+            using var serverLock = store.IsServed() ? null : store.TryAcquireServerLock();
             served = serverLock is null;
             if (served)
             {
                 QueueTrigger.Pull(store.QueuePath, flush: true);
                 if (!wait) return new FlushReport(true, expected.Count, missing.Select(NotQueued).ToList());
-                await WaitForAttemptsAsync(store, expected, started, progress, cancellationToken).ConfigureAwait(false);
+                if (await WaitForAttemptsAsync(store, expected, started, progress, cancellationToken).ConfigureAwait(false)) break;
+                // The server went away before it got to everything: deliver the rest here.
+                continue;
             }
-            else if (expected.Count > 0)
+            if (expected.Count > 0)
             {
                 store.Sweep(asServer: true);
                 await using var scheduler = new DeliveryScheduler(config, store, logger);
@@ -85,6 +88,7 @@ public static class QueueFlush
                     progress?.Report(CountAttempted(store, expected, started));
                 await pass.ConfigureAwait(false);
             }
+            break;
         }
         var results = new List<FlushResult>();
         results.AddRange(missing.Select(NotQueued));
@@ -133,15 +137,19 @@ public static class QueueFlush
         return (done, total);
     }
 
-    /// <summary>A client waiting on another process: it looks at the journals twice a second until every recipient has an outcome.</summary>
-    private static async Task WaitForAttemptsAsync(QueueStore store, Dictionary<string, List<string>> expected, DateTimeOffset since,
+    /// <summary>
+    /// A client waiting on another process: it looks at the journals twice a second until every
+    /// recipient has an outcome (true), or the server stops serving the queue (false).
+    /// </summary>
+    private static async Task<bool> WaitForAttemptsAsync(QueueStore store, Dictionary<string, List<string>> expected, DateTimeOffset since,
         IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
     {
         while (true)
         {
             var (done, total) = CountAttempted(store, expected, since);
             progress?.Report((done, total));
-            if (done >= total) return;
+            if (done >= total) return true;
+            if (!store.IsServed()) return CountAttempted(store, expected, since).Done >= total;
             await Task.Delay(500, cancellationToken).ConfigureAwait(false);
         }
     }

@@ -120,6 +120,7 @@ public sealed class MailServer : IAsyncDisposable
         {
             serverLock = store.TryAcquireServerLock()
                 ?? throw new MailServerException(MailServerStartFailure.QueueInUse, $"Another server already serves the queue at {queuePath}.");
+            if (config.SecretExposureWarning() is { } exposed) log.LogWarning("{Warning}", exposed);
             var sweep = store.Sweep(asServer: true);
             log.LogInformation("queue {Queue}: {Count} messages; swept {Tmp} temporary and {Orphans} orphaned files, {Interrupted} interrupted deliveries",
                 queuePath, store.Count(), sweep.TmpRemoved, sweep.OrphanBodiesRemoved, sweep.InterruptedDeliveries.Count);

@@ -97,7 +97,7 @@ public sealed class LocalMailboxes
             int at = found.LastIndexOf('@');
             string user = found[..at].ToLowerInvariant(), domain = found[(at + 1)..].ToLowerInvariant();
             string folder = _virtual.TryGetValue(domain, out var prefix) ? prefix : domain;
-            if (!IsSafeName(user) || !IsSafeName(folder))
+            if (!IsSafeName(user) || !IsSafeFolder(folder))
             {
                 error ??= $"<{current}> cannot name a mailbox directory";
                 return;
@@ -107,8 +107,15 @@ public sealed class LocalMailboxes
     }
 
     /// <summary>A path segment that stays inside MaildirRoot.</summary>
-    private static bool IsSafeName(string name) =>
+    internal static bool IsSafeName(string name) =>
         name.Length > 0 && name[0] != '.' && name.IndexOfAny(['/', '\\', '\0', ':']) < 0 && !name.Any(char.IsControl);
+
+    /// <summary>True when a local part can name a Maildir (checked at RCPT, so mail that could never be stored is refused, not bounced).</summary>
+    public static bool IsSafeLocalPart(string localPart) => IsSafeName(localPart);
+
+    /// <summary>A VirtualDomains target: a relative folder under MaildirRoot, every segment a safe name.</summary>
+    public static bool IsSafeFolder(string folder) =>
+        folder.Length > 0 && !Path.IsPathRooted(folder) && folder.Split('/').All(IsSafeName);
 }
 
 /// <summary>A Maildir under MaildirRoot (<c>domain/user</c>) and the address written as its Delivered-To.</summary>

@@ -48,6 +48,36 @@ internal static partial class DurableFile
         }
     }
 
+    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const UnixFileMode OwnerOnlyDirectory = OwnerOnlyFile | UnixFileMode.UserExecute;
+
+    /// <summary>
+    /// Opens or creates a spool file readable and writable by its owner only (0600), whatever the
+    /// umask: a queue holds other people's mail (as Postfix's and qmail's do, it is private).
+    /// </summary>
+    public static FileStream OpenPrivate(string path, FileMode mode, FileAccess access, FileShare share, int bufferSize = 1, FileOptions options = FileOptions.None)
+    {
+        var fso = new FileStreamOptions { Mode = mode, Access = access, Share = share, BufferSize = bufferSize, Options = options };
+        if (!OperatingSystem.IsWindows() && mode != FileMode.Open && (access & FileAccess.Write) != 0) fso.UnixCreateMode = OwnerOnlyFile;
+        return new FileStream(path, fso);
+    }
+
+    /// <summary>Creates a directory that only its owner can enter (0700); an existing one we own is made so.</summary>
+    public static void CreatePrivateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+            return;
+        }
+        var info = Directory.CreateDirectory(path, OwnerOnlyDirectory);
+        if ((info.UnixFileMode & ~OwnerOnlyDirectory) != 0)
+        {
+            try { File.SetUnixFileMode(path, OwnerOnlyDirectory); }
+            catch (UnauthorizedAccessException) { } // not ours: the owner decides
+        }
+    }
+
     [ThreadStatic] private static byte[]? _readBuffer;
 
     /// <summary>
@@ -107,11 +137,11 @@ internal static partial class DurableFile
     {
         if (!OperatingSystem.IsLinux())
         {
-            using var f = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1);
+            using var f = OpenPrivate(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
             f.Write(data);
             return;
         }
-        int fd = Native.open(path, 0x1 /* O_WRONLY */ | 0x40 /* O_CREAT */ | 0x400 /* O_APPEND */ | 0x80000 /* O_CLOEXEC */, 0x1a4 /* 0644 */);
+        int fd = Native.open(path, 0x1 /* O_WRONLY */ | 0x40 /* O_CREAT */ | 0x400 /* O_APPEND */ | 0x80000 /* O_CLOEXEC */, 0x180 /* 0600 */);
         if (fd < 0) throw new IOException($"open {path} failed: errno {Marshal.GetLastPInvokeError()}");
         try
         {

@@ -92,6 +92,8 @@ public sealed class Envelope
     public DsnReturn Return { get; set; }
     public bool EightBit { get; set; }
     public bool SmtpUtf8 { get; set; }
+    /// <summary>Every recipient is final and a delivery report is still to be queued before the message leaves (docs/queue.md).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool ReportDue { get; set; }
 
     [JsonIgnore]
     public bool IsBounce => Sender.Length == 0;

@@ -51,20 +51,33 @@ internal sealed class GroupCommitter : IDisposable
 
     public Task CommitAsync(Request request)
     {
-        if (_disposed) throw QueueFailureException.Transient("The queue store is closed.");
+        var closed = QueueFailureException.Transient("The queue store is closed.");
+        if (_disposed) return Task.FromException(closed);
         EnsureStarted();
         if (_useSyncfs)
         {
             lock (_readyGate)
             {
+                // The commit loop ends once disposal drained it: a late request would wait for ever.
+                if (_syncDrained) return Task.FromException(closed);
                 _ready.Enqueue(request);
                 Monitor.Pulse(_readyGate);
             }
         }
         else
         {
-            _syncWork.Add((request.Body, request));
-            _syncWork.Add((request.Envelope, request));
+            try
+            {
+                _syncWork.Add((request.Body, request));
+                _syncWork.Add((request.Envelope, request));
+            }
+            catch (InvalidOperationException)
+            {
+                // Added after disposal began: a closed queue, not a bug. The request fails now; a
+                // body fsync already handed over finishes without anyone waiting for it.
+                request.Error ??= closed;
+                request.Done.TrySetException(closed);
+            }
         }
         return request.Done.Task;
     }

@@ -60,7 +60,7 @@ public sealed class IncomingMessage : IAsyncDisposable
         try
         {
             await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-            envFile = new FileStream(tmpPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
+            envFile = DurableFile.OpenPrivate(tmpPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
             envFile.Write(QueueJson.Serialize(envelope));
             envFile.Flush();
         }
@@ -90,6 +90,9 @@ public sealed class IncomingMessage : IAsyncDisposable
         }
 
         _committed = true;
+        // Closed before the trigger is pulled: the delivery that the pull starts must be able to
+        // open (and lock) the body at once.
+        await CloseQuietlyAsync().ConfigureAwait(false);
         _store.OnCommitted(envelope);
         return Id;
     }
@@ -110,12 +113,31 @@ public sealed class IncomingMessage : IAsyncDisposable
         }
     }
 
+    /// <summary>Abandons an uncommitted message: nothing of it stays in the queue. Never throws.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_disposed) return;
         _disposed = true;
-        await _file.DisposeAsync().ConfigureAwait(false);
+        await CloseQuietlyAsync().ConfigureAwait(false);
         if (!_committed) TryDelete(_store.Layout.Mess(Id));
+    }
+
+    private bool _closed;
+
+    /// <summary>
+    /// Closes the body file. Closing flushes what is still buffered; when that fails (a full disk)
+    /// the handle is closed all the same, and the failure does not matter: the message is either
+    /// committed already (its bytes were fsynced) or being abandoned.
+    /// </summary>
+    private async ValueTask CloseQuietlyAsync()
+    {
+        if (_closed) return;
+        _closed = true;
+        try { await _file.DisposeAsync().ConfigureAwait(false); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            _file.SafeFileHandle.Dispose();
+        }
     }
 
     private static void TryDelete(string path)

@@ -29,7 +29,8 @@ public sealed class QueueStore : IDisposable
     {
         Layout = new QueueLayout(path);
         _options = options;
-        foreach (var dir in Layout.AllDirectories) Directory.CreateDirectory(dir);
+        DurableFile.CreatePrivateDirectory(Layout.Root);
+        foreach (var dir in Layout.AllDirectories) DurableFile.CreatePrivateDirectory(dir);
         _locks = MutationLocks.For(Layout.MutateLock);
         _committer = new Lazy<GroupCommitter>(() => new GroupCommitter(Layout.MessDir, Layout.EnvDir));
     }
@@ -68,7 +69,7 @@ public sealed class QueueStore : IDisposable
             string path = Layout.Mess(id);
             try
             {
-                var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 16 * 1024);
+                var file = DurableFile.OpenPrivate(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 16 * 1024);
                 // A sweep could have taken the file between its creation and our lock: then it is gone.
                 if (File.Exists(path)) return new IncomingMessage(this, id, file);
                 file.Dispose();
@@ -120,20 +121,7 @@ public sealed class QueueStore : IDisposable
         var now = Clock.GetUtcNow();
         try
         {
-            AppendJournal(envelope.Id, new[]
-            {
-                new JournalEvent
-                {
-                    Time = envelope.Arrived, Event = JournalEventType.Received, MessageId = envelope.MessageId,
-                    Address = envelope.ClientAddress, Host = envelope.ClientHelo,
-                    Detail = $"from <{envelope.Sender}> via {envelope.Origin.ToString().ToLowerInvariant()}, {envelope.Size} octets",
-                },
-                new JournalEvent
-                {
-                    Time = now, Event = JournalEventType.Queued,
-                    Detail = "for " + string.Join(", ", envelope.Recipients.Select(r => "<" + r.Address + ">")),
-                },
-            });
+            AppendJournal(envelope.Id, [JournalEvents.Received(envelope), JournalEvents.Queued(envelope, now)]);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -292,7 +280,7 @@ public sealed class QueueStore : IDisposable
             File.Delete(Layout.Env(id));
             DurableFile.SyncDirectory(Layout.EnvDir);
             File.Delete(Layout.Mess(id));
-            AppendJournal(id, [new JournalEvent { Time = Clock.GetUtcNow(), Event = JournalEventType.Removed, Detail = reason }]);
+            AppendJournal(id, [JournalEvents.Operator(JournalEventType.Removed, Clock.GetUtcNow(), detail: reason)]);
         }
         QueueTrigger.Pull(QueuePath);
         return before;
@@ -318,7 +306,7 @@ public sealed class QueueStore : IDisposable
             if (changed)
             {
                 WriteEnvelopeLocked(envelope);
-                AppendJournal(id, touched.Select(a => new JournalEvent { Time = now, Event = eventType, Recipient = a }).ToArray());
+                AppendJournal(id, touched.Select(a => JournalEvents.Operator(eventType, now, a)).ToArray());
             }
         }
         if (changed) QueueTrigger.Pull(QueuePath);
@@ -333,12 +321,14 @@ public sealed class QueueStore : IDisposable
         string tmp = Layout.Tmp(envelope.Id) + "." + Interlocked.Increment(ref _tmpCounter).ToString("x");
         try
         {
-            using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1))
+            // Kept open (and so locked against the sweep) until renamed; FileShare.Delete lets
+            // Windows rename an open file.
+            using (var f = DurableFile.OpenPrivate(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.Delete))
             {
                 f.Write(QueueJson.Serialize(envelope));
                 f.Flush(flushToDisk: true);
+                DurableFile.Rename(tmp, Layout.Env(envelope.Id));
             }
-            DurableFile.Rename(tmp, Layout.Env(envelope.Id));
             DurableFile.SyncDirectory(Layout.EnvDir);
         }
         catch
@@ -366,7 +356,7 @@ public sealed class QueueStore : IDisposable
     /// <summary>Marks a delivery of <paramref name="id"/> as in flight: operators see it Active, and a crash leaves the marker for the sweep.</summary>
     internal void MarkActive(string id)
     {
-        using (new FileStream(Layout.Active(id), FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1)) { }
+        using (DurableFile.OpenPrivate(Layout.Active(id), FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete)) { }
     }
 
     internal void ClearActive(string id)
@@ -377,43 +367,54 @@ public sealed class QueueStore : IDisposable
 
     /// <summary>
     /// Applies a delivery's results to the current envelope under the id's lock: <paramref name="apply"/>
-    /// changes recipients and returns the events to journal. When every recipient is then final,
-    /// <paramref name="beforeRetire"/> runs (it queues the DSN) and the message leaves the queue;
-    /// otherwise the envelope is replaced durably. The unlinks of a finished message are not
-    /// fsynced: a crash may bring it back, and it is delivered again (at least once, as qmail).
+    /// changes recipients and returns the events to journal. When every recipient is then final and
+    /// <paramref name="reportDue"/> says no report is owed, the message leaves the queue at once;
+    /// otherwise the envelope is replaced durably, marked <see cref="Envelope.ReportDue"/> when it is
+    /// finished, and <see cref="FinishAsync"/> completes it outside the lock. The unlinks of a
+    /// finished message are not fsynced: a crash may bring it back, and it is delivered again (at
+    /// least once, as qmail).
     /// </summary>
     /// <returns>The envelope as recorded, or null when the message was removed meanwhile (nothing is recorded).</returns>
     internal async Task<Envelope?> RecordAsync(string id, Func<Envelope, IReadOnlyList<JournalEvent>> apply,
-        Func<Envelope, CancellationToken, Task>? beforeRetire, CancellationToken cancellationToken)
+        Func<Envelope, bool> reportDue, CancellationToken cancellationToken)
     {
         using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
             var envelope = ReadEnvelope(id);
             if (envelope is null) return null;
             var events = apply(envelope);
-            if (envelope.Recipients.All(r => r.IsFinal))
-            {
-                try
-                {
-                    if (beforeRetire is not null) await beforeRetire(envelope, cancellationToken).ConfigureAwait(false);
-                }
-                catch
-                {
-                    // Keep the results: the finished message stays (state Bounced) and is finished later.
-                    WriteEnvelopeLocked(envelope);
-                    if (events.Count > 0) AppendJournal(id, events);
-                    throw;
-                }
-                File.Delete(Layout.Env(id));
-                File.Delete(Layout.Mess(id));
-            }
-            else
-            {
-                WriteEnvelopeLocked(envelope);
-            }
+            bool finished = envelope.Recipients.All(r => r.IsFinal);
+            if (finished && !envelope.ReportDue) envelope.ReportDue = reportDue(envelope);
+            if (finished && !envelope.ReportDue) Retire(id);
+            else WriteEnvelopeLocked(envelope);
             if (events.Count > 0) AppendJournal(id, events);
             return envelope;
         }
+    }
+
+    /// <summary>
+    /// The repeatable last step of a finished message: queue its report when one is due (with no
+    /// lock held: building and fsyncing a report must not block operators or deliveries), then
+    /// retire it. A crash between the two repeats the step: the report may go twice, never zero times.
+    /// </summary>
+    /// <param name="queueReport">Queues the report of a finished envelope (BounceBuilder).</param>
+    internal async Task FinishAsync(string id, Func<Envelope, CancellationToken, Task> queueReport, CancellationToken cancellationToken)
+    {
+        var envelope = ReadEnvelope(id);
+        if (envelope is null || !envelope.Recipients.All(r => r.IsFinal)) return;
+        if (envelope.ReportDue) await queueReport(envelope, cancellationToken).ConfigureAwait(false);
+        using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
+        {
+            var current = ReadEnvelope(id);
+            if (current is not null && current.Recipients.All(r => r.IsFinal)) Retire(id);
+        }
+    }
+
+    /// <summary>Removes a finished message. Caller holds the id's lock.</summary>
+    private void Retire(string id)
+    {
+        File.Delete(Layout.Env(id));
+        File.Delete(Layout.Mess(id));
     }
 
     // ---------------------------------------------------------------- journal
@@ -480,7 +481,7 @@ public sealed class QueueStore : IDisposable
     {
         try
         {
-            var f = new FileStream(Layout.ServerLock, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1);
+            var f = DurableFile.OpenPrivate(Layout.ServerLock, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             f.SetLength(0);
             f.Write(Encoding.ASCII.GetBytes(Environment.ProcessId + "\n"));
             f.Flush();
@@ -523,11 +524,8 @@ public sealed class QueueStore : IDisposable
                 if (QueueId.IsValid(id) && committed.Contains(id))
                 {
                     interrupted.Add(id);
-                    AppendJournal(id, [new JournalEvent
-                    {
-                        Time = now, Event = JournalEventType.PossibleDuplicate,
-                        Detail = "a delivery was in flight when the server stopped; recipients not recorded as done are tried again",
-                    }]);
+                    AppendJournal(id, [JournalEvents.Note(JournalEventType.PossibleDuplicate, now,
+                        "a delivery was in flight when the server stopped; recipients not recorded as done are tried again")]);
                 }
                 File.Delete(Path.Combine(Layout.ActiveDir, id));
             }
@@ -547,25 +545,40 @@ public sealed class QueueStore : IDisposable
         return new SweepReport(tmpRemoved, orphans, interrupted, expired);
     }
 
-    /// <summary>Deletes <paramref name="path"/> unless a live writer holds it (its exclusive lock) or its envelope appeared.</summary>
+    /// <summary>
+    /// Deletes <paramref name="path"/> unless a live writer holds it (its lock) or its envelope
+    /// appeared. The check and the unlink happen while the sweep holds the file's exclusive lock:
+    /// a writer that opened the file just before cannot then lock it (it retries with a new id),
+    /// and one that locked it first makes the sweep pass it by. Probing, releasing and then
+    /// deleting would let a writer lock the file in between and commit a body that is gone.
+    /// </summary>
     private static bool TryRemoveUnheld(string path, string? envelopeToKeep)
     {
+        FileStream probe;
         try
         {
-            using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1)) { }
+            probe = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return false; // held by its writer, or gone already
         }
-        catch (UnauthorizedAccessException)
+        using (probe)
         {
-            return false;
+            SweepHook?.Invoke(path);
+            if (envelopeToKeep is not null && File.Exists(envelopeToKeep)) return false; // committed meanwhile
+            if (OperatingSystem.IsWindows())
+            {
+                probe.Dispose(); // Windows cannot unlink a file it holds open without sharing
+            }
+            try { File.Delete(path); }
+            catch (IOException) { return false; }
+            return true;
         }
-        if (envelopeToKeep is not null && File.Exists(envelopeToKeep)) return false; // committed meanwhile
-        File.Delete(path);
-        return true;
     }
+
+    /// <summary>Test seam: runs while the sweep holds a leftover's lock, just before it decides.</summary>
+    internal static Action<string>? SweepHook;
 
     public void Dispose()
     {

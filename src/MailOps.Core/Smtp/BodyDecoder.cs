@@ -94,7 +94,8 @@ internal sealed class BodyDecoder
                     {
                         Emit(span[runStart..i]);
                         runStart = ++i;
-                        _lineLength = 1;
+                        // The transparency dot is not part of the line (RFC 5321 4.5.2): the
+                        // 1000-octet limit of 4.5.3.1.6 counts the line as it will be stored.
                         _state = State.AfterDot;
                     }
                     else

@@ -13,6 +13,8 @@ internal enum RecipientVerdict
     UnknownUser,
     /// <summary>Not ours and the client may not relay: 554 5.7.1.</summary>
     RelayDenied,
+    /// <summary>A local or virtual domain, and a local part that cannot name a Maildir (<c>a/b</c>, <c>..x</c>): 550 5.1.3.</summary>
+    BadMailboxName,
 }
 
 /// <summary>
@@ -55,6 +57,8 @@ internal sealed class RecipientPolicy
             // "u%dest@self", "dest!u@self" and "\"u@dest\"@self" ask us to route onwards: that is
             // relaying, whatever the domain says (behaviour 8; qmail's percenthack is off).
             if (!mayRelay && recipient.LocalPart.AsSpan().IndexOfAny('%', '!', '@') >= 0) return RecipientVerdict.RelayDenied;
+            // Refused now rather than accepted and bounced to a sender who may be forged (backscatter).
+            if (!LocalMailboxes.IsSafeLocalPart(recipient.LocalPart)) return RecipientVerdict.BadMailboxName;
             // An unknown local user is refused now, never bounced later (spec §5).
             return _mailboxes.Exists(recipient) ? RecipientVerdict.Accept : RecipientVerdict.UnknownUser;
         }

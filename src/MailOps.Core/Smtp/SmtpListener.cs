@@ -66,7 +66,7 @@ public sealed class SmtpListener : IAsyncDisposable
                 {
                     var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                     _listeners.Add(socket);
-                    if (!OperatingSystem.IsWindows()) socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    AllowRebindAfterRestart(socket);
                     if (endpoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
                     socket.Bind(endpoint);
                     socket.Listen(512);
@@ -84,6 +84,18 @@ public sealed class SmtpListener : IAsyncDisposable
                 _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket)));
             }
         }
+    }
+
+    /// <summary>
+    /// SO_REUSEADDR alone, so a restarted server can bind while old connections sit in TIME_WAIT.
+    /// .NET's ReuseAddress option also sets SO_REUSEPORT on Linux, which lets a second process
+    /// listen on the same port and steal half the connections: a port in use must fail to bind.
+    /// </summary>
+    private static void AllowRebindAfterRestart(Socket socket)
+    {
+        if (OperatingSystem.IsLinux()) socket.SetRawSocketOption(1 /* SOL_SOCKET */, 2 /* SO_REUSEADDR */, BitConverter.GetBytes(1));
+        else if (OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD()) socket.SetRawSocketOption(0xffff, 0x4, BitConverter.GetBytes(1));
+        // Windows: SO_REUSEADDR would allow stealing the port; its default already rebinds after TIME_WAIT.
     }
 
     private async Task AcceptLoopAsync(Socket listener)

@@ -28,6 +28,8 @@ internal static class SmtpReplies
     public static string TooManyErrors(string host) => $"421 4.7.0 {host} Too many errors, closing connection";
     public static string TlsUnavailable(string host) => $"454 4.7.0 {host} TLS not available";
     public const string QueueTemporaryFailure = "451 4.3.0 Temporary queue failure, try again later";
+    /// <summary>RFC 3463 4.3.1: the queue's disk is full.</summary>
+    public const string InsufficientStorage = "452 4.3.1 Insufficient system storage, try again later";
     public const string InternalError = "451 4.3.0 Internal error, try again later";
     public const string TooManyRecipients = "452 4.5.3 Too many recipients";
 
@@ -56,6 +58,11 @@ internal static class SmtpReplies
     public const string AuthCancelled = "501 5.7.0 Authentication cancelled";
     public const string AuthBadEncoding = "501 5.5.2 Cannot decode the authentication response";
     public const string AuthFailed = "535 5.7.8 Authentication credentials invalid";
+    /// <summary>RFC 4954 6: the check could not be made now.</summary>
+    public const string AuthTemporaryFailure = "454 4.7.0 Temporary authentication failure, try again later";
+    public static string TooManyAuthFailures(string host) => $"421 4.7.0 {host} Too many failed authentications from your address, try again later";
+    /// <summary>RFC 3463 5.1.3: a local part that cannot name a mailbox here (a path separator, a leading dot).</summary>
+    public static string BadMailboxName(string address) => $"550 5.1.3 <{address}>: Recipient address rejected: local part cannot name a mailbox";
     public const string EncryptionRequired = "538 5.7.11 Encryption required for requested authentication mechanism";
     public static string UnknownUser(string address) => $"550 5.1.1 <{address}>: Recipient address rejected: user unknown";
     public static string RelayDenied(string address) => $"554 5.7.1 <{address}>: Relay access denied";

@@ -17,6 +17,7 @@ public sealed class SmtpServerContext
         Store = store;
         Logger = logger ?? NullLogger.Instance;
         Policy = new RecipientPolicy(config);
+        Auth = new AuthGuard(config);
         if (config.Tls.Enabled)
         {
             var certificate = TlsCertificate.LoadOrCreate(config.Tls, store.QueuePath, config.HostName);
@@ -32,6 +33,7 @@ public sealed class SmtpServerContext
     public QueueStore Store { get; }
     public ILogger Logger { get; }
     internal RecipientPolicy Policy { get; }
+    internal AuthGuard Auth { get; }
     /// <summary>Null when STARTTLS is turned off.</summary>
     internal SslServerAuthenticationOptions? Tls { get; }
     internal bool AuthAvailable => Config.Users.Count > 0;
@@ -49,4 +51,5 @@ internal static class SmtpEvents
     public static readonly EventId AuthFailure = new(106, "AuthFailure");
     public static readonly EventId Stopping = new(107, "Stopping");
     public static readonly EventId Protocol = new(108, "ProtocolViolation");
+    public static readonly EventId AuthLockout = new(109, "AuthLockout");
 }

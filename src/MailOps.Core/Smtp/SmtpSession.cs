@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
 using System.Text;
+using MailOps.Core;
 using MailOps.Core.Addressing;
 using MailOps.Core.Queue;
 using Microsoft.Extensions.Logging;
@@ -28,6 +29,8 @@ internal sealed class SmtpSession
     private const int MaxAuthLine = 12288;    // RFC 4954 4
     private const int MaxErrors = 20;
     private const int MaxHops = 100;          // RFC 5321 6.3
+    /// <summary>Replies buffered for a pipelining client before they are sent even though more input is waiting.</summary>
+    private const int MaxUnflushedReplies = 16 * 1024;
 
     private readonly SmtpServerContext _server;
     private readonly Stream _transport;
@@ -108,12 +111,21 @@ internal sealed class SmtpSession
         finally
         {
             if (_tx is not null) await _tx.DisposeAsync().ConfigureAwait(false);
-            await _reader.CompleteAsync().ConfigureAwait(false);
-            await _writer.CompleteAsync().ConfigureAwait(false);
+            // Everything owed was flushed above, each flush under a deadline. What is left belongs
+            // to a client that does not read: close the connection first, so that completing the
+            // writer (which flushes, with no deadline of its own) cannot wait for that client.
+            await CloseQuietlyAsync(_stream).ConfigureAwait(false);
+            if (!ReferenceEquals(_stream, _transport)) await CloseQuietlyAsync(_transport).ConfigureAwait(false);
+            try { await _reader.CompleteAsync().ConfigureAwait(false); } catch (Exception ex) when (IsConnectionError(ex) || ex is InvalidOperationException) { }
+            try { await _writer.CompleteAsync().ConfigureAwait(false); } catch (Exception ex) when (IsConnectionError(ex) || ex is InvalidOperationException) { }
             _timeout.Dispose();
-            await _stream.DisposeAsync().ConfigureAwait(false);
-            if (!ReferenceEquals(_stream, _transport)) await _transport.DisposeAsync().ConfigureAwait(false);
         }
+    }
+
+    private static async ValueTask CloseQuietlyAsync(Stream stream)
+    {
+        try { await stream.DisposeAsync().ConfigureAwait(false); }
+        catch (Exception ex) when (IsConnectionError(ex) || ex is InvalidOperationException) { }
     }
 
     private static bool IsConnectionError(Exception ex) =>
@@ -207,7 +219,15 @@ internal sealed class SmtpSession
     /// <summary>Next input; flushes the pending replies first when it has to wait.</summary>
     private async ValueTask<ReadResult> ReadAsync(long deadline, bool betweenCommands)
     {
-        if (_reader.TryRead(out var ready)) return ready;
+        if (_reader.TryRead(out var ready))
+        {
+            // Input that is always there must not let a session outlive its limits: a client
+            // that pipelines without end and never reads its replies would otherwise keep the
+            // session, and an ever-growing reply buffer, for ever.
+            if (Environment.TickCount64 >= _sessionDeadline) throw new EndSession(SmtpReplies.Timeout(_host));
+            if (_writer.UnflushedBytes > MaxUnflushedReplies) await FlushAsync().ConfigureAwait(false);
+            return ready;
+        }
         await FlushAsync().ConfigureAwait(false);
         ArmTimeout(deadline);
         if (betweenCommands)
@@ -464,6 +484,7 @@ internal sealed class SmtpSession
         {
             case RecipientVerdict.UnknownUser: Reply(SmtpReplies.UnknownUser(text)); return;
             case RecipientVerdict.RelayDenied: Reply(SmtpReplies.RelayDenied(text)); return;
+            case RecipientVerdict.BadMailboxName: Reply(SmtpReplies.BadMailboxName(text)); return;
         }
         _tx.Recipients.Add(new EnvelopeRecipient
         {
@@ -668,8 +689,8 @@ internal sealed class SmtpSession
         else if (decoder.LineTooLong) reply = SmtpReplies.TextLineTooLong;
         else if (sink.Failure is not null)
         {
-            _server.Logger.LogWarning(SmtpEvents.QueueFailure, sink.Failure, "Cannot write message {Id}", message.Id);
-            reply = SmtpReplies.QueueTemporaryFailure;
+            _server.Logger.LogWarning(SmtpEvents.QueueFailure, "Cannot write message {Id}: {Reason}", message.Id, sink.Failure.Message);
+            reply = MailOpsException.IsDiskFullError(sink.Failure) ? SmtpReplies.InsufficientStorage : SmtpReplies.QueueTemporaryFailure;
         }
         else if (CountReceived(message.HeaderBlock) - 1 > MaxHops) reply = SmtpReplies.TooManyHops;
         else
@@ -695,12 +716,13 @@ internal sealed class SmtpSession
             }
             catch (QueueFailureException ex)
             {
-                _server.Logger.LogWarning(SmtpEvents.QueueFailure, ex, "Cannot commit message {Id}", message.Id);
-                reply = SmtpReplies.QueueTemporaryFailure;
+                _server.Logger.LogWarning(SmtpEvents.QueueFailure, "Cannot commit message {Id}: {Reason}", message.Id, ex.Message);
+                reply = ex.SmtpReply;
             }
         }
-        await ResetTransactionAsync().ConfigureAwait(false);
+        // The reply is owed whatever happens next; abandoning an uncommitted message never throws.
         Reply(reply);
+        await ResetTransactionAsync().ConfigureAwait(false);
     }
 
     /// <summary>Received: fields in a header block (RFC 5321 6.3 loop detection).</summary>
@@ -771,6 +793,7 @@ internal sealed class SmtpSession
         if (_helo is null) { Reply(SmtpReplies.HeloFirst); return; }
         if (_user is not null) { Reply(SmtpReplies.AlreadyAuthenticated); return; }
         if (_tx is not null) { Reply(SmtpReplies.NotInTransaction); return; }
+        if (_server.Auth.IsLockedOut(_clientAddress)) throw new EndSession(SmtpReplies.TooManyAuthFailures(_host));
         var parts = argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length is 0 or > 2) { Reply(SmtpReplies.Syntax("Syntax: AUTH mechanism [initial-response]")); return; }
         string mechanism = parts[0].ToUpperInvariant();
@@ -802,13 +825,23 @@ internal sealed class SmtpSession
         }
 
         var account = _server.Config.Users.FirstOrDefault(u => string.Equals(u.Name, name, StringComparison.OrdinalIgnoreCase));
-        bool ok;
-        if (account is null) { Config.PasswordHash.VerifyNothing(password); ok = false; }
-        else ok = Config.PasswordHash.Verify(password, account.PasswordHash);
-        if (!ok)
+        bool? ok;
+        ArmTimeout(IdleDeadline());
+        try { ok = await _server.Auth.VerifyAsync(password, account?.PasswordHash, _timeout.Token).ConfigureAwait(false); }
+        finally { DisarmTimeout(); }
+        if (ok is null) { Reply(SmtpReplies.AuthTemporaryFailure); return; } // every verification slot stayed busy
+        if (ok == false)
         {
             // The name is logged, never the password.
             _server.Logger.LogWarning(SmtpEvents.AuthFailure, "AUTH {Mechanism} failed for {User} from {Client}", mechanism, name, _clientAddress);
+            bool lockedOut = _server.Auth.RecordFailure(_clientAddress);
+            await FlushAsync().ConfigureAwait(false);
+            await Task.Delay(_server.Auth.FailureDelay).ConfigureAwait(false);
+            if (lockedOut)
+            {
+                _server.Logger.LogWarning(SmtpEvents.AuthLockout, "{Client} failed AUTH {Limit} times within {Window}; refused until then", _clientAddress, _server.Config.AuthFailureLimit, _server.Config.AuthFailureWindow);
+                throw new EndSession(SmtpReplies.TooManyAuthFailures(_host));
+            }
             Reply(SmtpReplies.AuthFailed);
             return;
         }

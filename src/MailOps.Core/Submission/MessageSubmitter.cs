@@ -114,6 +114,11 @@ public static class MessageSubmitter
         {
             throw new SubmissionException(ex.IsTransient ? SubmissionErrorKind.Temporary : SubmissionErrorKind.BadMessage, ex.Message, ex);
         }
+        catch (IOException ex)
+        {
+            // Writing the spool failed (a full disk, most often); the message was abandoned whole.
+            throw new SubmissionException(SubmissionErrorKind.Temporary, $"Cannot write to the queue: {ex.Message}", ex);
+        }
     }
 
     private static string ResolveSender(SubmissionRequest request)

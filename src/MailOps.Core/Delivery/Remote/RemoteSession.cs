@@ -133,12 +133,9 @@ internal sealed class RemoteSession : IAsyncDisposable
                     socket.Dispose();
                 }
             }
-            events.Add(new JournalEvent
-            {
-                Time = _clock.GetUtcNow(), Event = JournalEventType.Attempt, Host = host.Name, Address = endpoint.ToString(),
-                Status = code?.ToString(), Detail = "connection failed: " + error,
-                DurationMs = Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1),
-            });
+            var failed = JournalEvents.Note(JournalEventType.Attempt, _clock.GetUtcNow(), "connection failed: " + error, host.Name, endpoint.ToString(), code?.ToString());
+            failed.DurationMs = Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1);
+            events.Add(failed);
             if (pass >= 2) return error;
         }
         return "TLS handshake failed, and so did the connection without TLS";
@@ -193,10 +190,17 @@ internal sealed class RemoteSession : IAsyncDisposable
             foreach (var r in sent) results.Add(Reply(r.Address, 530, ex.Message));
             return results;
         }
-        catch (NotSupportedException ex)
+        catch (NotSupportedException ex) when (envelope.SmtpUtf8 && !client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
         {
             // RFC 6531 §3.2: an SMTPUTF8 message the next hop cannot take bounces 5.6.7.
             foreach (var r in sent) results.Add(RecipientResult.Local(r.Address, "5.6.7", ex.Message, host));
+            return results;
+        }
+        catch (NotSupportedException ex)
+        {
+            // Something else the client library cannot do with this server: not the sender's fault,
+            // so not a bounce. Tried again later (and visible as the last error meanwhile).
+            foreach (var r in sent) results.Add(RecipientResult.Local(r.Address, "4.3.0", "cannot send to this server: " + ex.Message, host));
             return results;
         }
         catch (Exception ex) when (ex is IOException or SocketException or SmtpProtocolException or ServiceNotConnectedException
