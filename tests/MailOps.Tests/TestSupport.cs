@@ -78,9 +78,10 @@ public static class Programs
         if (stdin is not null)
         {
             var bytes = Encoding.UTF8.GetBytes(stdin);
-            await p.StandardInput.BaseStream.WriteAsync(bytes);
+            // A program may stop reading early (it failed, and says so by its exit code).
+            try { await p.StandardInput.BaseStream.WriteAsync(bytes); } catch (IOException) { }
         }
-        p.StandardInput.Close();
+        try { p.StandardInput.Close(); } catch (IOException) { }
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
         try
         {

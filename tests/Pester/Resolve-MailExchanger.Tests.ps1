@@ -30,6 +30,6 @@ Describe 'Resolve-MailExchanger' {
     }
 
     It 'refuses a malformed DNS server (InvalidConfiguration)' {
-        { Resolve-MailExchanger example.org -QueuePath $queue -DnsServer 'not a server' } | Should -Throw -ErrorId 'InvalidConfiguration'
+        { Resolve-MailExchanger example.org -QueuePath $queue -DnsServer 'not a server' } | Should -Throw -ErrorId 'InvalidConfiguration,*'
     }
 }

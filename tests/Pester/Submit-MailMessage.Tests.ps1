@@ -51,7 +51,7 @@ Describe 'Submit-MailMessage' {
     ) {
         $params = @{ QueuePath = $queue; From = 'alice@example.com'; To = 'bob@example.org' }
         foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
-        { Submit-MailMessage @params -ErrorAction Stop } | Should -Throw -ErrorId 'HeaderInjection'
+        { Submit-MailMessage @params -ErrorAction Stop } | Should -Throw -ErrorId 'HeaderInjection,*'
         Get-MailQueue -QueuePath $queue -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 
@@ -61,6 +61,6 @@ Describe 'Submit-MailMessage' {
     }
 
     It 'reports a non-message object as NotAMessage' {
-        { [pscustomobject]@{ A = 1 } | Submit-MailMessage -QueuePath $queue -ErrorAction Stop } | Should -Throw -ErrorId 'NotAMessage'
+        { [pscustomobject]@{ A = 1 } | Submit-MailMessage -QueuePath $queue -ErrorAction Stop } | Should -Throw -ErrorId 'NotAMessage,*'
     }
 }

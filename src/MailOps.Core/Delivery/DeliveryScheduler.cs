@@ -17,6 +17,8 @@ public sealed class DeliveryOptions
     public ILookupClient? Dns { get; init; }
     /// <summary>Where this server listens (to recognise itself among MX hosts); null uses the configured Listen endpoints.</summary>
     public Func<IReadOnlyList<IPEndPoint>>? OwnEndpoints { get; init; }
+    /// <summary>Tests: the courier for a worker of a remote destination; null uses SMTP (<see cref="RemoteCourier"/>).</summary>
+    internal Func<ICourier>? RemoteCouriers { get; init; }
 }
 
 /// <summary>
@@ -42,6 +44,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private readonly TimeProvider _clock;
     private readonly RetryPolicy _retry;
     private readonly LocalCourier _local;
+    private readonly Func<ICourier> _remoteCouriers;
     /// <summary>Fires when stopping begins: no new job starts.</summary>
     private readonly CancellationTokenSource _stopping = new();
     /// <summary>Fires a grace period later: deliveries still in flight are cut (their recipients stay due).</summary>
@@ -78,6 +81,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         MaildirRoot = maildir.Root;
         _local = new LocalCourier(config, store, maildir, _clock, _log);
         Router = new MxRouter(config, options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), options.OwnEndpoints);
+        _remoteCouriers = options.RemoteCouriers ?? (() => new RemoteCourier(Router, _config.HostName, _clock));
     }
 
     public MxRouter Router { get; }
@@ -308,7 +312,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     /// <summary>One worker: one courier (one connection, for remote destinations), jobs of its destination one after another.</summary>
     private async Task WorkAsync(Destination d, string firstId)
     {
-        ICourier courier = d.Local ? _local : new RemoteCourier(Router, _config.HostName, _clock);
+        ICourier courier = d.Local ? _local : _remoteCouriers();
         string? id = firstId;
         try
         {

@@ -78,6 +78,28 @@ internal static partial class DurableFile
         }
     }
 
+    /// <summary>
+    /// Opens a committed spool file for reading without taking its advisory lock. A body's writer
+    /// keeps its lock (against the sweep) until a moment after the commit makes the message
+    /// visible; a delivery started in that moment must not be refused. The bytes are complete:
+    /// the commit flushed and synced them before the envelope appeared.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The file is gone.</exception>
+    public static FileStream OpenCommittedForReading(string path, int bufferSize)
+    {
+        if (OperatingSystem.IsWindows())
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize);
+        int fd = Native.open(path, 0x80000 /* O_CLOEXEC | O_RDONLY */);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == 2) throw new FileNotFoundException(path, path);
+            if (errno == 21) throw new UnauthorizedAccessException($"open {path} failed: it is a directory");
+            throw new IOException($"open {path} failed: errno {errno}");
+        }
+        return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, bufferSize);
+    }
+
     [ThreadStatic] private static byte[]? _readBuffer;
 
     /// <summary>

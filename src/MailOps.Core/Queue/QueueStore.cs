@@ -158,7 +158,7 @@ public sealed class QueueStore : IDisposable
         if (ReadEnvelope(id) is null) throw new QueuedMessageNotFoundException(id);
         try
         {
-            return new FileStream(Layout.Mess(id), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 64 * 1024);
+            return DurableFile.OpenCommittedForReading(Layout.Mess(id), 64 * 1024);
         }
         catch (FileNotFoundException)
         {
@@ -345,7 +345,7 @@ public sealed class QueueStore : IDisposable
     {
         try
         {
-            return new FileStream(Layout.Mess(id), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 16 * 1024);
+            return DurableFile.OpenCommittedForReading(Layout.Mess(id), 16 * 1024);
         }
         catch (FileNotFoundException)
         {

@@ -106,16 +106,13 @@ public sealed class SchedulerTests : IDisposable
     [Fact]
     public async Task A_job_that_fails_inside_MailOps_leaves_its_recipients_visibly_deferred()
     {
-        var (config, _, blocker) = LocalSetup();
-        File.Delete(blocker);
+        var (config, _, _) = LocalSetup();
+        config.Routes = new(StringComparer.OrdinalIgnoreCase) { ["far.test"] = "127.0.0.1:9" };
         using var store = _q.Open();
-        string id = await MailNetwork.EnqueueAsync(store, "s@far.test", ["alice@self.test"], "Subject: broken\r\n\r\nbody\r\n");
-        // The body cannot be opened (a directory where the file should be): an unexpected failure.
-        string body = Path.Combine(_q.QueuePath, "mess", id);
-        File.Delete(body);
-        Directory.CreateDirectory(body);
+        string id = await MailNetwork.EnqueueAsync(store, "s@self.test", ["bob@far.test"], "Subject: broken\r\n\r\nbody\r\n");
 
-        await using var scheduler = new DeliveryScheduler(config, store);
+        // A courier with a bug: an exception no delivery path expects.
+        await using var scheduler = new DeliveryScheduler(config, store, null, new DeliveryOptions { RemoteCouriers = () => new ThrowingCourier() });
         await scheduler.RunPassAsync(null, CancellationToken.None);
 
         var r = store.ReadEnvelope(id)!.Recipients.Single();
@@ -147,5 +144,12 @@ public sealed class SchedulerTests : IDisposable
             if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in time");
             await Task.Delay(50);
         }
+    }
+
+    private sealed class ThrowingCourier : ICourier
+    {
+        public Task<CourierResult> DeliverAsync(Envelope envelope, IReadOnlyList<EnvelopeRecipient> recipients, Stream body, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("a bug in a courier");
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
