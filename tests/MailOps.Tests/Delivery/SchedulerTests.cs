@@ -123,6 +123,51 @@ public sealed class SchedulerTests : IDisposable
         Assert.Contains(store.ReadJournal(id), e => e.Event == JournalEventType.Deferred);
     }
 
+    [Fact]
+    public async Task A_dead_destination_gets_one_probe_per_backoff_period_on_the_clock()
+    {
+        var clock = new FakeTimeProvider(T0);
+        var (config, _, _) = LocalSetup();
+        config.Routes = new(StringComparer.OrdinalIgnoreCase) { ["far.test"] = "127.0.0.1:9" };
+        config.DestinationBackoff = TimeSpan.FromMinutes(1);
+        config.RetrySchedule = ["1h"];
+        using var store = _q.Open(new QueueStoreOptions { Clock = clock });
+        var dead = new DeadDestination();
+        await using var scheduler = new DeliveryScheduler(config, store, null, new DeliveryOptions { Clock = clock, RemoteCouriers = () => dead });
+        await using var trigger = new QueueTriggerListener(store.QueuePath);
+        using var cts = new CancellationTokenSource();
+        var run = scheduler.RunAsync(trigger, cts.Token);
+        for (int i = 0; i < 5; i++) await MailNetwork.EnqueueAsync(store, "s@self.test", [$"r{i}@far.test"]);
+
+        await WaitFor(() => dead.Calls >= 1 ? "probed" : null);
+        await Task.Delay(300);
+        Assert.Equal(1, dead.Calls); // the other four wait, untouched
+        clock.Advance(TimeSpan.FromSeconds(59));
+        await Task.Delay(300);
+        Assert.Equal(1, dead.Calls);
+        clock.Advance(TimeSpan.FromSeconds(2)); // the backoff ends: one more probe
+        await WaitFor(() => dead.Calls >= 2 ? "probed" : null);
+        await Task.Delay(300);
+        Assert.Equal(2, dead.Calls);
+        Assert.Equal(3, store.List().Count(m => m.Envelope.Recipients.All(r => r.Attempts == 0)));
+        cts.Cancel();
+        await run;
+    }
+
+    /// <summary>A destination none of whose hosts answers: every delivery fails the destination.</summary>
+    private sealed class DeadDestination : ICourier
+    {
+        private int _calls;
+        public int Calls => Volatile.Read(ref _calls);
+        public Task<CourierResult> DeliverAsync(Envelope envelope, IReadOnlyList<EnvelopeRecipient> recipients, Stream body, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _calls);
+            var results = recipients.Select(r => RecipientResult.Local(r.Address, "4.4.1", "connection refused")).ToList();
+            return Task.FromResult(new CourierResult(results, [], DestinationFailed: true, Connected: false));
+        }
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     private static async Task<T> WaitFor<T>(Func<T?> probe, int seconds = 10)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(seconds);

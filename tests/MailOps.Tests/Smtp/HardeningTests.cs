@@ -9,24 +9,8 @@ using MailOps.Core.Smtp;
 namespace MailOps.Tests.Smtp;
 
 /// <summary>The listener under hostile clients: sessions that never read, AUTH guessing, shared ports, odd lines and addresses.</summary>
-public sealed class HardeningTests : IAsyncDisposable
+public sealed class HardeningTests : ListenerTestBase
 {
-    private SmtpFixture? _f;
-    private SmtpListener? _listener;
-
-    private IPEndPoint Start(Action<MailOpsConfig>? configure = null)
-    {
-        _f = new SmtpFixture(configure);
-        _listener = new SmtpListener(_f.Context, [new IPEndPoint(IPAddress.Loopback, 0)]);
-        _listener.Start();
-        return _listener.LocalEndpoints[0];
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_listener is not null) await _listener.StopAsync(TimeSpan.FromSeconds(5));
-        _f?.Dispose();
-    }
 
     [Fact]
     public async Task A_998_octet_line_that_starts_with_a_dot_is_accepted_in_DATA()

@@ -11,24 +11,8 @@ using MimeKit;
 namespace MailOps.Tests.Smtp;
 
 /// <summary>The listener on a real loopback socket: caps, timeouts, shutdown, STARTTLS, AUTH, big messages.</summary>
-public sealed class ListenerTests : IAsyncDisposable
+public sealed class ListenerTests : ListenerTestBase
 {
-    private SmtpFixture? _f;
-    private SmtpListener? _listener;
-
-    private IPEndPoint Start(Action<MailOpsConfig>? configure = null)
-    {
-        _f = new SmtpFixture(configure);
-        _listener = new SmtpListener(_f.Context, [new IPEndPoint(IPAddress.Loopback, 0)]);
-        _listener.Start();
-        return _listener.LocalEndpoints[0];
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_listener is not null) await _listener.StopAsync(TimeSpan.FromSeconds(5));
-        _f?.Dispose();
-    }
 
     private const string PasswordOfU = "s3cret pass";
 

@@ -157,3 +157,24 @@ internal sealed class RawSmtpClient : IDisposable
 
     public void Dispose() => _tcp.Dispose();
 }
+
+/// <summary>A listener on a free loopback port over a fresh <see cref="SmtpFixture"/>, stopped after the test.</summary>
+public abstract class ListenerTestBase : IAsyncDisposable
+{
+    private protected SmtpFixture? _f;
+    private protected SmtpListener? _listener;
+
+    private protected IPEndPoint Start(Action<MailOpsConfig>? configure = null)
+    {
+        _f = new SmtpFixture(configure);
+        _listener = new SmtpListener(_f.Context, [new IPEndPoint(IPAddress.Loopback, 0)]);
+        _listener.Start();
+        return _listener.LocalEndpoints[0];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_listener is not null) await _listener.StopAsync(TimeSpan.FromSeconds(5));
+        _f?.Dispose();
+    }
+}
