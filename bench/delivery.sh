@@ -17,7 +17,8 @@ PORT=${PORT:-2600}
 BENCH_DIR=${BENCH_DIR:-/tmp/mailops-delivery-bench}
 rm -rf "$BENCH_DIR"; mkdir -p "$BENCH_DIR"
 dotnet build -c Release -v q -nologo src/MailOps.Cli >/dev/null || die "build failed"
-mailops=$PWD/src/MailOps.Cli/bin/Release/net10.0/mailops
+current_mailops=$PWD/src/MailOps.Cli/bin/Release/net10.0/mailops
+. bench/baseline.sh   # BASELINE=<rev>: that revision's mailops is measured right after this one, each rep
 cat > "$BENCH_DIR/config.json" <<JSON
 { "HostName": "mailops.bench.test", "LocalDomains": [], "SmartHost": "127.0.0.1:$SINK_PORT",
   "MaxConnectionsPerClient": 200, "ConcurrencyRemote": 20, "ConcurrencyPerDomain": 5, "ConcurrencyPerDomainMax": 20,
@@ -45,22 +46,15 @@ start_serve() {   # $@: extra serve options; waits for "serving on"
 stop_serve() { kill -TERM "$serve"; wait "$serve" 2>/dev/null; serve=""; }
 queued() { ls "$BENCH_DIR/queue/env" 2>/dev/null | wc -l; }
 
-echo "# delivery $(date -u +%FT%TZ) N=$N size=$SIZE reps=$REPS -> smtp-sink 127.0.0.1:$SINK_PORT; $(conditions)"
-mo_rates=""; pf_rates=""; err=0
-for ((r=1; r<=REPS; r++)); do
-    # Postfix
-    out=$(N=$N SIZE=$SIZE SESSIONS=$SESSIONS REPS=1 TIMEOUT=$TIMEOUT "$MTABENCH/delivery.sh" 2>&1)
-    line=$(grep "rep 1:" <<<"$out"); echo "  postfix $line"
-    rt=$(sed -n 's/.*= *\([0-9.]*\) msg\/s.*/\1/p' <<<"$line")
-    grep -q "OK" <<<"$line" && pf_rates+="$rt " || err=1
-
-    # MailOps
+run_mailops() {   # $1 label, $2 binary: preload N, then clock a server delivering them to the sink
+    local label=$1 bin=$2 c0 t0 t1 t2 end got left wall rt chk
+    mailops=$bin
     rm -rf "$BENCH_DIR/queue"
     start_serve --no-delivery
     timeout "$TIMEOUT" smtp-source -s "$SESSIONS" -m "$N" -l "$SIZE" -d -M client.bench.test \
-        -f bench@client.bench.test -t user@bench.test "127.0.0.1:$PORT" > "$BENCH_DIR/smtp-source.out" 2>&1 || { echo "  mailops rep $r: preload failed"; err=1; stop_serve; continue; }
+        -f bench@client.bench.test -t user@bench.test "127.0.0.1:$PORT" > "$BENCH_DIR/smtp-source.out" 2>&1 || { echo "  $label rep $r: preload failed"; err=1; stop_serve; return; }
     stop_serve
-    [ "$(queued)" -eq "$N" ] || { echo "  mailops rep $r: queue has $(queued), expected $N"; err=1; continue; }
+    [ "$(queued)" -eq "$N" ] || { echo "  $label rep $r: queue has $(queued), expected $N"; err=1; return; }
     sync
     c0=$("$MTABENCH/sink.sh" count "$SINK_PORT")
     t0=$(now)
@@ -73,10 +67,28 @@ for ((r=1; r<=REPS; r++)); do
     stop_serve
     wall=$(elapsed "$t0" "$t1"); rt=$(rate "$got" "$wall")
     chk=OK; { [ "$got" -eq "$N" ] && [ "$left" -eq 0 ]; } || { chk="MISMATCH (sink +$got, queue left $left)"; err=1; }
-    [ "$chk" = OK ] && mo_rates+="$rt "
-    printf '  mailops rep %d: %d msgs delivered in %8.3f s = %8.1f msg/s  (queue empty at %.3f s) %s\n' "$r" "$got" "$wall" "$rt" "$(elapsed "$t0" "$t2")" "$chk"
+    if [ "$chk" = OK ]; then if [ "$label" = mailops ]; then mo_rates+="$rt "; else bl_rates+="$rt "; fi; fi
+    printf '  %s rep %d: %d msgs delivered in %8.3f s = %8.1f msg/s  (queue empty at %.3f s) %s\n' "$label" "$r" "$got" "$wall" "$rt" "$(elapsed "$t0" "$t2")" "$chk"
+}
+
+echo "# delivery $(date -u +%FT%TZ) N=$N size=$SIZE reps=$REPS -> smtp-sink 127.0.0.1:$SINK_PORT; $(conditions)"
+mo_rates=""; pf_rates=""; bl_rates=""; err=0
+for ((r=1; r<=REPS; r++)); do
+    # Postfix
+    out=$(N=$N SIZE=$SIZE SESSIONS=$SESSIONS REPS=1 TIMEOUT=$TIMEOUT "$MTABENCH/delivery.sh" 2>&1)
+    line=$(grep "rep 1:" <<<"$out"); echo "  postfix $line"
+    rt=$(sed -n 's/.*= *\([0-9.]*\) msg\/s.*/\1/p' <<<"$line")
+    grep -q "OK" <<<"$line" && pf_rates+="$rt " || err=1
+
+    # MailOps (and, with BASELINE=<rev>, the version before the change, right after it)
+    run_mailops mailops "$current_mailops"
+    [ -n "$baseline_mailops" ] && run_mailops baseline "$baseline_mailops"
 done
 pf=$(printf '%s\n' $pf_rates | stats); mo=$(printf '%s\n' $mo_rates | stats)
 pf_med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$pf"); mo_med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$mo")
 echo "RESULT delivery postfix $pf"
 echo "RESULT delivery mailops $mo ratio_vs_postfix=$(awk -v a="$mo_med" -v b="$pf_med" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }') verify=$([ $err = 0 ] && echo OK || echo ERRORS)"
+if [ -n "$baseline_mailops" ]; then
+    bl=$(printf '%s\n' $bl_rates | stats); bl_med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$bl")
+    echo "RESULT delivery baseline($BASELINE) $bl ratio_vs_postfix=$(awk -v a="$bl_med" -v b="$pf_med" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')"
+fi

@@ -15,6 +15,7 @@ export REPS=${REPS:-5} MSGS=${MSGS:-5000} SESSIONS=${SESSIONS:-20} SIZE=${SIZE:-
 rm -rf "$BENCH_DIR"; mkdir -p "$BENCH_DIR"
 dotnet build -c Release -v q -nologo src/MailOps.Cli >/dev/null
 mailops=$PWD/src/MailOps.Cli/bin/Release/net10.0/mailops
+. bench/baseline.sh   # BASELINE=<rev>: that revision's mailops runs beside this one, on PORT+1
 queue=$BENCH_DIR/queue
 cat > "$BENCH_DIR/config.json" <<JSON
 { "HostName": "mx.bench.test", "LocalDomains": ["bench.test"], "Mailboxes": ["*@bench.test"],
@@ -22,10 +23,20 @@ cat > "$BENCH_DIR/config.json" <<JSON
 JSON
 "$mailops" serve --config "$BENCH_DIR/config.json" --queue "$queue" --listen 127.0.0.1:$PORT 2> "$BENCH_DIR/serve.log" &
 serve=$!
-cleanup() { kill -TERM $serve 2>/dev/null || true; wait $serve 2>/dev/null || true; "$MTABENCH/postfix-down.sh" --purge >/dev/null 2>&1 || true; rm -rf "$BENCH_DIR"; }
+base_serve=""
+targets=(postfix=127.0.0.1:2525 mailops=127.0.0.1:$PORT)
+if [ -n "$baseline_mailops" ]; then
+    "$baseline_mailops" serve --config "$BENCH_DIR/config.json" --queue "$BENCH_DIR/baseline-queue" --listen 127.0.0.1:$((PORT + 1)) 2> "$BENCH_DIR/baseline.log" &
+    base_serve=$!
+    targets+=(baseline=127.0.0.1:$((PORT + 1)))
+    export COUNT_CMD_BASELINE="ls $BENCH_DIR/baseline-queue/env | wc -l"
+    if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_BASELINE=true
+    else export RESET_CMD_BASELINE="find $BENCH_DIR/baseline-queue/env $BENCH_DIR/baseline-queue/mess $BENCH_DIR/baseline-queue/journal -type f -delete"; fi
+fi
+cleanup() { kill -TERM $serve $base_serve 2>/dev/null || true; wait $serve $base_serve 2>/dev/null || true; "$MTABENCH/postfix-down.sh" --purge >/dev/null 2>&1 || true; rm -rf "$BENCH_DIR"; }
 trap cleanup EXIT
 "$MTABENCH/postfix-up.sh" hold >/dev/null
-for _ in $(seq 50); do grep -q "serving on" "$BENCH_DIR/serve.log" && break; sleep 0.2; done
+for _ in $(seq 50); do grep -q "serving on" "$BENCH_DIR/serve.log" && { [ -z "$base_serve" ] || grep -q "serving on" "$BENCH_DIR/baseline.log"; } && break; sleep 0.2; done
 
 export COUNT_CMD_MAILOPS="ls $queue/env | wc -l"
 # No deletion between repetitions, for either server: the harness checks each count grew by
@@ -33,4 +44,4 @@ export COUNT_CMD_MAILOPS="ls $queue/env | wc -l"
 # work behind that slows whichever repetition follows. RESET=delete restores the default.
 if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_POSTFIX=true RESET_CMD_MAILOPS=true
 else export RESET_CMD_MAILOPS="find $queue/env $queue/mess $queue/journal -type f -delete"; fi
-"$MTABENCH/ingest.sh" postfix=127.0.0.1:2525 mailops=127.0.0.1:$PORT
+"$MTABENCH/ingest.sh" "${targets[@]}"

@@ -18,7 +18,7 @@ function Submit-ContactForm([string] $Name, [string] $Email, [string] $Message) 
     $body = "Name: $Name`nEmail: $Email`n`n$Message"
     try {
         # The visitor is the Reply-To, not the From: our domain sends, so SPF and DMARC pass.
-        Submit-MailMessage -QueuePath $QueuePath -From 'Web site <www@localhost>' -To $To -Subject "Contact form: $Name" -Body $body -Header @{ 'Reply-To' = $Email } -ErrorAction Stop
+        Submit-MailMessage -QueuePath $QueuePath -Force -From 'Web site <www@localhost>' -To $To -Subject "Contact form: $Name" -Body $body -Header @{ 'Reply-To' = $Email } -ErrorAction Stop
     }
     catch {
         Write-Warning "The form was not sent: $($_.Exception.Message) ($($_.FullyQualifiedErrorId))"

@@ -16,7 +16,7 @@ Import-Module (Join-Path $PSScriptRoot '..' 'MailOps.psd1')
 
 if (-not (Test-Path $QueuePath)) {
     # A sample: one message for a local mailbox, so the example has something to deliver.
-    Submit-MailMessage -QueuePath $QueuePath -From 'cron@localhost' -To 'postmaster@localhost' -Subject 'Nightly report' -Body 'All good.' | Out-Null
+    Submit-MailMessage -QueuePath $QueuePath -Force -From 'cron@localhost' -To 'postmaster@localhost' -Subject 'Nightly report' -Body 'All good.' | Out-Null
 }
 
 $results = @(Send-QueuedMail -QueuePath $QueuePath -Wait)

@@ -10,8 +10,8 @@ Import-Module (Join-Path $PSScriptRoot '..' 'MailOps.psd1')
 $queue = Join-Path $Root 'queue'
 
 # 1. Two messages: one for a local mailbox, one for a domain we will give up on.
-$local = Submit-MailMessage -QueuePath $queue -From 'alice@localhost' -To 'postmaster@localhost' -Subject 'Traced' -Body 'hello'
-$remote = Submit-MailMessage -QueuePath $queue -From 'alice@localhost' -To 'bob@gone.example' -Subject 'Doomed' -Body 'hello'
+$local = Submit-MailMessage -QueuePath $queue -Force -From 'alice@localhost' -To 'postmaster@localhost' -Subject 'Traced' -Body 'hello'
+$remote = Submit-MailMessage -QueuePath $queue -Force -From 'alice@localhost' -To 'bob@gone.example' -Subject 'Doomed' -Body 'hello'
 Get-MailQueue -QueuePath $queue | Format-Table
 
 # 2. Hold the remote one while we look at it, then deliver the rest.

@@ -51,7 +51,7 @@ internal static class Output
     {
         w.WriteStartObject();
         w.WriteString("id", m.Id);
-        w.WriteString("state", m.State.ToString());
+        w.WriteString("state", m.State);
         w.WriteString("sender", m.Sender);
         w.WriteNumber("size", m.Size);
         w.WriteString("arrived", m.Arrived);
@@ -62,7 +62,7 @@ internal static class Output
         WriteOptional(w, "messageId", m.MessageId);
         WriteOptional(w, "subject", m.Subject);
         w.WriteStartArray("recipients");
-        foreach (var r in m.Envelope.Recipients)
+        foreach (var r in m.GetEnvelope().Recipients)
         {
             w.WriteStartObject();
             w.WriteString("address", r.Address);
@@ -87,7 +87,7 @@ internal static class Output
         sb.AppendLine($"{"Id",-16}  {"State",-8}  {"Age",6}  {"Size",8}  {"Sender",-28}  Recipients");
         foreach (var m in messages)
         {
-            string recipients = string.Join(", ", m.Recipients);
+            string recipients = m.Recipients;
             sb.Append($"{m.Id,-16}  {m.State,-8}  {FormatAge(m.Age),6}  {m.Size,8}  {Clip(m.Sender, 28),-28}  {recipients}");
             if (m.LastError is { } error) sb.Append($"  ({Clip(error, 60)})");
             sb.AppendLine();

@@ -89,7 +89,7 @@ public static class Program
         catch (ConfigException ex)
         {
             Console.Error.WriteLine($"{prefix}: configuration error: {ex.Message}");
-            return ExitCodes.Usage;
+            return ExitCodes.Config;
         }
         catch (OperationCanceledException)
         {

@@ -9,7 +9,7 @@ internal static class SubmitCommands
 {
     public static async Task<int> SubmitAsync(string[] args, CancellationToken cancellationToken)
     {
-        var a = CliArgs.Parse(args, ["--queue", "--config", "-f", "--from", "-F", "--name"], ["-t", "-i"]);
+        var a = CliArgs.Parse(args, ["--queue", "--config", "-f", "--from", "-F", "--name"], ["-t", "-i", "--create"]);
         var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
         return await EnqueueStdinAsync(config, queuePath, new SubmissionRequest
         {
@@ -23,7 +23,7 @@ internal static class SubmitCommands
             DefaultDomain = config.EffectiveDefaultDomain,
             PlusDomain = config.PlusDomain,
             MaxMessageSize = config.MaxMessageSize,
-        }, printId: true, cancellationToken);
+        }, printId: true, cancellationToken, create: a.Flag("--create"));
     }
 
     public static async Task<int> SendmailAsync(string[] args, CancellationToken cancellationToken)
@@ -46,8 +46,12 @@ internal static class SubmitCommands
         }, printId: false, cancellationToken); // sendmail is silent on success, as callers expect
     }
 
-    private static async Task<int> EnqueueStdinAsync(MailOpsConfig config, string queuePath, SubmissionRequest request, bool printId, CancellationToken cancellationToken)
+    private static async Task<int> EnqueueStdinAsync(MailOpsConfig config, string queuePath, SubmissionRequest request, bool printId, CancellationToken cancellationToken, bool create = false)
     {
+        // A mistyped --queue or MAILOPS_QUEUE must not make a new queue that no server serves:
+        // the mail would wait there unseen. Temporary (75): the queue may be on its way (a server starting).
+        if (!create && !QueueStore.Exists(queuePath))
+            throw new CliException(ExitCodes.TempFail, $"there is no queue at {queuePath}: start the server that serves it (mailops serve), or create it with 'mailops submit --create'.");
         using var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
         await using var stdin = Console.OpenStandardInput();
         string id = await MessageSubmitter.SubmitAsync(store, stdin, request, cancellationToken);

@@ -37,7 +37,8 @@ public sealed class ExportQueuedMailCommand : QueuedMailCommand
             using (var body = store.OpenBody(id))
             using (var output = new FileStream(file, FileMode.Create, FileAccess.Write))
                 body.CopyTo(output);
-            WriteObject(new FileInfo(file));
+            // Through the provider, as Get-Item returns it: the file system view then shows Mode and Length.
+            WriteObject(InvokeProvider.Item.Get(file), enumerateCollection: true);
         });
     }
 }

@@ -4,13 +4,15 @@ using MailOps.Core.Queue;
 namespace MailOps.PowerShell;
 
 /// <summary>Get-MailQueue: the queued mail as QueuedMail objects, or by destination domain with -Summary. Needs no running server.</summary>
-[Cmdlet(VerbsCommon.Get, "MailQueue", DefaultParameterSetName = "List")]
+[Cmdlet(VerbsCommon.Get, "MailQueue", DefaultParameterSetName = "List", SupportsPaging = true)]
 [OutputType(typeof(QueuedMail), ParameterSetName = ["List"])]
 [OutputType(typeof(QueueDomainSummary), ParameterSetName = ["Summary"])]
 public sealed class GetMailQueueCommand : MailOpsCmdlet
 {
+    /// <summary>Queue ids; wildcards (<c>1k18*</c>) match, a literal id that is not queued is a MessageNotFound error.</summary>
     [Parameter(Position = 0)]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string[]? Id { get; set; }
 
     /// <summary>
@@ -48,8 +50,27 @@ public sealed class GetMailQueueCommand : MailOpsCmdlet
     {
         using var store = OpenExistingQueue(QueuePath);
         if (store is null) return;
-        var mail = store.List(new QueueFilter { Ids = Id, State = State is null ? null : Enum.Parse<MessageState>(State, ignoreCase: true), Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan });
-        if (Summary) WriteObject(QueueDomainSummary.ByDomain(mail), enumerateCollection: true);
-        else WriteObject(mail, enumerateCollection: true);
+        var literal = Id?.Where(i => !WildcardPattern.ContainsWildcardCharacters(i)).ToList() ?? [];
+        var patterns = Id?.Where(WildcardPattern.ContainsWildcardCharacters).ToList() ?? [];
+        var state = State is null ? (MessageState?)null : Enum.Parse<MessageState>(State, ignoreCase: true);
+        var mail = new List<QueuedMail>();
+        if (Id is null || literal.Count > 0)
+            mail.AddRange(store.List(new QueueFilter { Ids = Id is null ? null : literal, State = state, Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan }));
+        foreach (var pattern in patterns)
+            mail.AddRange(store.List(new QueueFilter { IdPattern = pattern, State = state, Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan }));
+        if (patterns.Count > 0) mail = mail.DistinctBy(m => m.Id).OrderBy(m => m.Id, StringComparer.Ordinal).ToList();
+        // A literal id names one message: its absence is an error, as for Get-Item (filters may still hide one that exists).
+        foreach (var id in literal)
+            if (store.Find(id) is null) WriteError(Errors.MessageNotFound(new QueuedMessageNotFoundException(id), id));
+
+        if (Summary)
+        {
+            WriteObject(QueueDomainSummary.ByDomain(mail), enumerateCollection: true);
+            return;
+        }
+        if (PagingParameters.IncludeTotalCount) WriteObject(PagingParameters.NewTotalCount((ulong)mail.Count, 1.0));
+        var page = mail.Skip((int)Math.Min(PagingParameters.Skip, int.MaxValue));
+        if (PagingParameters.First != ulong.MaxValue) page = page.Take((int)Math.Min(PagingParameters.First, int.MaxValue));
+        WriteObject(page, enumerateCollection: true);
     }
 }

@@ -119,7 +119,7 @@ public abstract class QueuedMailCommand : MailOpsCmdlet
 internal static class Errors
 {
     public static ErrorRecord QueueNotFound(string path) =>
-        new(new DirectoryNotFoundException($"There is no queue at {path}."), "QueueNotFound", ErrorCategory.ObjectNotFound, path);
+        new(new DirectoryNotFoundException($"There is no queue at {path}. A server creates its queue when it starts (Start-MailServer, mailops serve); Submit-MailMessage -Force creates one."), "QueueNotFound", ErrorCategory.ObjectNotFound, path);
 
     public static ErrorRecord MessageNotFound(Exception ex, string id) =>
         new(ex, "MessageNotFound", ErrorCategory.ObjectNotFound, id);

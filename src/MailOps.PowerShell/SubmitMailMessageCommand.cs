@@ -82,11 +82,16 @@ public sealed class SubmitMailMessageCommand : MailOpsCmdlet
     [ValidateNotNullOrEmpty]
     public string? ConfigPath { get; set; }
 
+    /// <summary>Create the queue when there is none at the path (otherwise a mistyped path is QueueNotFound, not a new queue no server serves).</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
     protected override void BeginProcessing()
     {
         try
         {
             var (config, queuePath) = LoadConfig(ConfigPath, QueuePath);
+            if (!Force && !QueueStore.Exists(queuePath)) ThrowTerminatingError(Errors.QueueNotFound(queuePath));
             _store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
             _config = config;
         }

@@ -140,6 +140,29 @@ public class ConfigTests : IDisposable
     }
 
     [Fact]
+    public void Every_unknown_key_is_reported_with_its_line_and_the_key_it_was_meant_to_be()
+    {
+        string path = Path.Combine(_q.Root, "typos.json");
+        File.WriteAllText(path, "{\n  \"HostName\": \"mx.test\",\n  \"LocalDomain\": [\"a.test\"],\n  \"Tls\": { \"Enabeld\": false },\n  \"Users\": [ { \"Nmae\": \"u\" } ],\n  \"Aliases\": { \"anything@a.test\": [\"b@a.test\"] },\n  \"Frobnicate\": 1\n}\n");
+        var ex = Assert.Throws<ConfigException>(() => MailOpsConfig.Load(path, required: true));
+        Assert.Contains("line 3: unknown key 'LocalDomain' (did you mean 'LocalDomains'?)", ex.Message);
+        Assert.Contains("line 4: unknown key 'Enabeld' in Tls (did you mean 'Enabled'?)", ex.Message);
+        Assert.Contains("line 5: unknown key 'Nmae' in User (did you mean 'Name'?)", ex.Message);
+        Assert.Contains("line 7: unknown key 'Frobnicate'", ex.Message);
+        Assert.DoesNotContain("anything@a.test", ex.Message); // map keys are free
+    }
+
+    [Fact]
+    public void A_syntax_error_is_reported_with_a_line_and_column_counted_from_one()
+    {
+        string path = Path.Combine(_q.Root, "broken.json");
+        File.WriteAllText(path, "{\n  \"HostName\": \"mx.test\"\n  \"RemotePort\": 25\n}\n");
+        var ex = Assert.Throws<ConfigException>(() => MailOpsConfig.Load(path, required: true));
+        Assert.Contains("line 3, column 3", ex.Message);
+        Assert.DoesNotContain("LineNumber", ex.Message);
+    }
+
+    [Fact]
     public void A_missing_file_is_an_error_only_when_named()
     {
         string path = Path.Combine(_q.Root, "none.json");

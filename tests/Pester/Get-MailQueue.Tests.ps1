@@ -78,4 +78,35 @@ Describe 'Get-MailQueue' {
             $server | Stop-MailServer -Force
         }
     }
+
+    It 'matches -Id with wildcards and reports a literal id that is not queued as MessageNotFound' {
+        $a = Submit-TestMessage -QueuePath $queue -To 'bob@example.org'
+        $b = Submit-TestMessage -QueuePath $queue -To 'carol@example.net'
+        (Get-MailQueue -QueuePath $queue -Id ($a.Id.Substring(0, 4) + '*')).Id | Sort-Object | Should -Be (@($a.Id, $b.Id) | Sort-Object)
+        (Get-MailQueue -QueuePath $queue -Id ('*' + $b.Id.Substring(12))).Id | Should -Be $b.Id
+        Get-MailQueue -QueuePath $queue -Id 'zzzz*' | Should -BeNullOrEmpty
+        Get-MailQueue -QueuePath $queue -Id '0000000000000000', $a.Id -ErrorVariable err -ErrorAction SilentlyContinue | ForEach-Object Id | Should -Be $a.Id
+        $err | Should -HaveCount 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'MessageNotFound,*'
+    }
+
+    It 'pages a long queue with -First and -Skip' {
+        $ids = 1..5 | ForEach-Object { (Submit-TestMessage -QueuePath $queue -Subject "m$_").Id }
+        (Get-MailQueue -QueuePath $queue -First 2).Id | Should -Be $ids[0..1]
+        (Get-MailQueue -QueuePath $queue -Skip 3).Id | Should -Be $ids[3..4]
+    }
+
+    It 'gives flat objects to Export-Csv and ConvertTo-Json' {
+        Submit-MailMessage -QueuePath $queue -Force -From alice@example.com -To bob@example.org, carol@example.net -Subject 'flat' -Body x | Out-Null
+        Get-MailQueue -QueuePath $queue | Export-Csv -Path (Join-Path $TestDrive 'q.csv')
+        $row = Import-Csv (Join-Path $TestDrive 'q.csv')
+        $row.Recipients | Should -Be 'bob@example.org, carol@example.net'
+        $row.State | Should -Be 'Queued'
+        (Get-Content (Join-Path $TestDrive 'q.csv') -Raw) | Should -Not -Match 'System\.|MailOps\.Core'
+        $json = Get-MailQueue -QueuePath $queue | ConvertTo-Json -Depth 3 | ConvertFrom-Json
+        $json.State | Should -Be 'Queued'
+        $json.RecipientCount | Should -Be 2
+        $json.PSObject.Properties.Name | Should -Not -Contain 'Envelope'
+        (Get-MailQueue -QueuePath $queue).GetRecipients() | Should -Be @('bob@example.org', 'carol@example.net')
+    }
 }

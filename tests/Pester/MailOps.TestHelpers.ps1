@@ -45,5 +45,5 @@ function Send-TestMailWithMailKit([int] $Port, [string] $From, [string] $To, [st
 }
 
 function Submit-TestMessage([string] $QueuePath, [string] $To = 'bob@example.org', [string] $Subject = 'test') {
-    Submit-MailMessage -QueuePath $QueuePath -From 'alice@example.com' -To $To -Subject $Subject -Body 'hello'
+    Submit-MailMessage -QueuePath $QueuePath -Force -From 'alice@example.com' -To $To -Subject $Subject -Body 'hello'
 }

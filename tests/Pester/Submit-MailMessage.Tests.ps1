@@ -10,7 +10,7 @@ Describe 'Submit-MailMessage' {
 
     It 'has the pinned parameter surface' {
         $cmd = Get-Command Submit-MailMessage
-        foreach ($name in 'Message', 'Path', 'From', 'To', 'Cc', 'Bcc', 'Subject', 'Body', 'BodyAsHtml', 'Attachment', 'Header', 'Sender', 'Recipient', 'QueuePath', 'ConfigPath', 'WhatIf', 'Confirm') {
+        foreach ($name in 'Message', 'Path', 'From', 'To', 'Cc', 'Bcc', 'Subject', 'Body', 'BodyAsHtml', 'Attachment', 'Header', 'Sender', 'Recipient', 'QueuePath', 'ConfigPath', 'Force', 'WhatIf', 'Confirm') {
             $cmd.Parameters.Keys | Should -Contain $name
         }
         $cmd.ParameterSets.Name | Should -Contain 'Compose'
@@ -19,17 +19,17 @@ Describe 'Submit-MailMessage' {
     }
 
     It 'queues a message built from parameters and returns it' {
-        $mail = Submit-MailMessage -QueuePath $queue -From 'Alice <alice@example.com>' -To bob@example.org -Cc carol@example.net -Bcc dave@example.net -Subject 'hello' -Body 'text'
+        $mail = Submit-MailMessage -QueuePath $queue -Force -From 'Alice <alice@example.com>' -To bob@example.org -Cc carol@example.net -Bcc dave@example.net -Subject 'hello' -Body 'text'
         $mail.State | Should -Be 'Queued'
         $mail.Sender | Should -Be 'alice@example.com'
-        $mail.Recipients | Sort-Object | Should -Be @('bob@example.org', 'carol@example.net', 'dave@example.net')
+        $mail.GetRecipients() | Sort-Object | Should -Be @('bob@example.org', 'carol@example.net', 'dave@example.net')
         $file = $mail | Export-QueuedMail -Destination $TestDrive -Force
         Get-Content $file.FullName -Raw | Should -Not -Match 'dave@example.net'
     }
 
     It 'takes MimeKit messages from the pipeline' {
         $message = New-TestMimeMessage -From 'alice@example.com' -To 'bob@example.org' -Subject 'from mimekit'
-        $mail = $message | Submit-MailMessage -QueuePath $queue
+        $mail = $message | Submit-MailMessage -QueuePath $queue -Force
         $mail.Subject | Should -Be 'from mimekit'
         $mail.Recipients | Should -Be @('bob@example.org')
     }
@@ -39,7 +39,7 @@ Describe 'Submit-MailMessage' {
         New-Item -ItemType Directory $dir | Out-Null
         "From: a@example.com`r`nTo: b@example.org`r`nSubject: eml one`r`n`r`nbody`r`n" | Set-Content (Join-Path $dir 'one.eml') -NoNewline
         "From: a@example.com`r`nTo: c@example.org`r`nSubject: eml two`r`n`r`nbody`r`n" | Set-Content (Join-Path $dir 'two.eml') -NoNewline
-        $mail = Get-ChildItem $dir -Filter *.eml | Submit-MailMessage -QueuePath $queue
+        $mail = Get-ChildItem $dir -Filter *.eml | Submit-MailMessage -QueuePath $queue -Force
         $mail | Should -HaveCount 2
         $mail.Subject | Sort-Object | Should -Be @('eml one', 'eml two')
     }
@@ -49,18 +49,24 @@ Describe 'Submit-MailMessage' {
         @{ Parameter = 'Header'; Extra = @{ Header = @{ 'X-Tag' = "a`nBcc: evil@example.net" } } }
         @{ Parameter = 'To'; Extra = @{ To = "bob@example.org`r`nBcc: evil@example.net" } }
     ) {
-        $params = @{ QueuePath = $queue; From = 'alice@example.com'; To = 'bob@example.org' }
+        $params = @{ QueuePath = $queue; Force = $true; From = 'alice@example.com'; To = 'bob@example.org' }
         foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
         { Submit-MailMessage @params -ErrorAction Stop } | Should -Throw -ErrorId 'HeaderInjection,*'
         Get-MailQueue -QueuePath $queue -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 
     It 'changes nothing with -WhatIf' {
-        Submit-MailMessage -QueuePath $queue -From alice@example.com -To bob@example.org -Subject x -WhatIf
+        Submit-MailMessage -QueuePath $queue -Force -From alice@example.com -To bob@example.org -Subject x -WhatIf
         Get-MailQueue -QueuePath $queue -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 
     It 'reports a non-message object as NotAMessage' {
-        { [pscustomobject]@{ A = 1 } | Submit-MailMessage -QueuePath $queue -ErrorAction Stop } | Should -Throw -ErrorId 'NotAMessage,*'
+        { [pscustomobject]@{ A = 1 } | Submit-MailMessage -QueuePath $queue -Force -ErrorAction Stop } | Should -Throw -ErrorId 'NotAMessage,*'
+    }
+
+    It 'refuses a queue that does not exist (QueueNotFound) unless -Force, and creates none' {
+        { Submit-MailMessage -QueuePath $queue -From alice@example.com -To bob@example.org -Subject x -ErrorAction Stop } | Should -Throw -ErrorId 'QueueNotFound,*'
+        Test-Path $queue | Should -BeFalse
+        (Submit-MailMessage -QueuePath $queue -Force -From alice@example.com -To bob@example.org -Subject x).State | Should -Be 'Queued'
     }
 }

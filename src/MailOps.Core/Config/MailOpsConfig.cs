@@ -99,18 +99,26 @@ public sealed class MailOpsConfig
             return new MailOpsConfig();
         }
         MailOpsConfig? config;
+        byte[] json;
         try
         {
-            using var stream = File.OpenRead(path);
-            config = JsonSerializer.Deserialize<MailOpsConfig>(stream, Json);
+            json = File.ReadAllBytes(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"Cannot read {path}: {ex.Message}", ex);
+        }
+        // Every unknown key at once, each with its line and the key it was probably meant to be.
+        var unknown = ConfigKeyCheck.UnknownKeys(json);
+        if (unknown.Count > 0)
+            throw new ConfigException($"{path}: {string.Join("; ", unknown)}. The keys are listed in docs/configuration.md.");
+        try
+        {
+            config = JsonSerializer.Deserialize<MailOpsConfig>(json, Json);
         }
         catch (JsonException ex)
         {
-            throw new ConfigException($"{path}: {ex.Message}", ex);
-        }
-        catch (IOException ex)
-        {
-            throw new ConfigException($"Cannot read {path}: {ex.Message}", ex);
+            throw new ConfigException($"{path}: {ConfigKeyCheck.Describe(ex)}", ex);
         }
         config ??= new MailOpsConfig();
         // The serializer builds its own dictionaries: give domain and address keys their comparer back.

@@ -401,11 +401,15 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         }
     }
 
-    /// <summary>When a recorded envelope next needs the scheduler: now when something is still due or it waits to be finished.</summary>
+    /// <summary>
+    /// When a message still in the queue after a job next needs the scheduler: now when something
+    /// is still due, its next retry otherwise. A finished message that is still there failed to be
+    /// finished: it is looked at again a little later, not in a tight loop.
+    /// </summary>
     private DateTimeOffset NextDue(Envelope envelope, DateTimeOffset now)
     {
         var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
-        return plan.Finished || plan.Jobs.Count > 0 ? now : plan.NextDue;
+        return plan.Finished ? now + RecheckAfterFailure : plan.Jobs.Count > 0 ? now : plan.NextDue;
     }
 
     /// <summary>Delivers one message's due recipients of one destination and records the results.</summary>
@@ -442,7 +446,9 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             var recorded = await RecordAsync(id, result.Results, result.ConnectionEvents).ConfigureAwait(false);
             if (recorded?.ReportDue == true) await FinishAsync(id).ConfigureAwait(false);
             var outcome = result.DestinationFailed ? JobOutcome.DestinationFailed : result.Connected ? JobOutcome.Connected : JobOutcome.Done;
-            return (outcome, recorded is null || recorded.ReportDue ? null : NextDue(recorded, _clock.GetUtcNow()));
+            // Finished: it has left the queue (retired, or its report queued and then retired).
+            bool gone = recorded is null || recorded.Recipients.All(r => r.IsFinal);
+            return (outcome, gone ? null : NextDue(recorded!, _clock.GetUtcNow()));
         }
         finally
         {

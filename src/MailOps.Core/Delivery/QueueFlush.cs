@@ -17,7 +17,11 @@ public enum FlushOutcome
 }
 
 /// <summary>One line of a flush report (Send-QueuedMail -Wait, <c>mailops flush --wait</c>).</summary>
-public sealed record FlushResult(string Id, string? Recipient, FlushOutcome Outcome, string? Status, string? Host, string? Detail, DateTimeOffset? Time);
+public sealed record FlushResult(string Id, string? Recipient, FlushOutcome Outcome, string? Status, string? Host, string? Detail, DateTimeOffset? Time)
+{
+    /// <summary>The queue the message is in, so a pipeline's next command acts on the same queue.</summary>
+    public string? QueuePath { get; init; }
+}
 
 /// <summary>The outcome of a flush.</summary>
 /// <param name="Served">True when a running server was asked to deliver; false when this process ran the pass itself.</param>
@@ -76,7 +80,7 @@ public static class QueueFlush
             if (served)
             {
                 QueueTrigger.Pull(store.QueuePath, flush: true);
-                if (!wait) return new FlushReport(true, expected.Count, missing.Select(NotQueued).ToList());
+                if (!wait) return new FlushReport(true, expected.Count, missing.Select(NotQueued).Select(r => r with { QueuePath = store.QueuePath }).ToList());
                 if (await WaitForAttemptsAsync(store, expected, started, progress, cancellationToken).ConfigureAwait(false)) break;
                 // The server went away before it got to everything: deliver the rest here.
                 continue;
@@ -107,7 +111,7 @@ public static class QueueFlush
                     }, e.Status, e.Host, e.Detail, e.Time)
                     : new FlushResult(id, rcpt, FlushOutcome.Waiting, null, null, store.Find(id) is null ? "the message left the queue" : "not attempted yet", null));
         }
-        return new FlushReport(served, expected.Count, results);
+        return new FlushReport(served, expected.Count, results.Select(r => r with { QueuePath = store.QueuePath }).ToList());
     }
 
     private static bool Waiting(EnvelopeRecipient r) => r.State is RecipientState.Pending or RecipientState.Deferred;

@@ -32,7 +32,7 @@ public sealed class QueueDomainSummary
         var rows = from m in messages
                    from r in m.Envelope.Recipients
                    where !r.IsFinal
-                   let state = m.State is MessageState.Held or MessageState.Active ? m.State
+                   let state = m.Kind is MessageState.Held or MessageState.Active ? m.Kind
                        : r.State == RecipientState.Deferred ? MessageState.Deferred : MessageState.Queued
                    select (Mail: m, Recipient: r, Domain: QueuedMail.DomainOf(r.Address), State: state);
         return rows

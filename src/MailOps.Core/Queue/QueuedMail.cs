@@ -18,39 +18,54 @@ public enum MessageState
 /// </summary>
 public sealed class QueuedMail
 {
+    private readonly Envelope _envelope;
+
     internal QueuedMail(Envelope envelope, bool active, DateTimeOffset now, string queuePath)
     {
-        Envelope = envelope;
+        _envelope = envelope;
         QueuePath = queuePath;
-        State = DeriveState(envelope, active);
+        Kind = DeriveState(envelope, active);
         Age = now - envelope.Arrived;
     }
 
-    public Envelope Envelope { get; }
-    public string Id => Envelope.Id;
+    // Every public property is a scalar (a string, a number, a time), so the object goes whole
+    // and readable into Export-Csv, ConvertTo-Json, Group-Object and Out-GridView. Lists and the
+    // envelope itself are methods: there when a script wants them, out of the way otherwise.
+
+    /// <summary>The committed envelope as read (per-recipient state, DSN parameters, client).</summary>
+    public Envelope GetEnvelope() => _envelope;
+    internal Envelope Envelope => _envelope;
+    public string Id => _envelope.Id;
     /// <summary>The queue it is in, so that the next command of a pipeline acts on the same queue.</summary>
     public string QueuePath { get; }
-    public MessageState State { get; }
+    /// <summary>Queued, Active, Deferred, Held or Bounced (a name, so JSON and CSV say it in words).</summary>
+    public string State => Kind.ToString();
+    internal MessageState Kind { get; }
     /// <summary>Envelope sender; "&lt;&gt;" for the null sender.</summary>
-    public string Sender => Envelope.IsBounce ? "<>" : Envelope.Sender;
-    public string[] Recipients => Envelope.Recipients.Select(r => r.Address).ToArray();
-    public long Size => Envelope.Size;
-    public DateTimeOffset Arrived => Envelope.Arrived;
+    public string Sender => _envelope.IsBounce ? "<>" : _envelope.Sender;
+    /// <summary>The envelope recipients, comma-separated (<see cref="GetRecipients"/> for the list).</summary>
+    public string Recipients => string.Join(", ", GetRecipients());
+    public int RecipientCount => _envelope.Recipients.Count;
+    public string[] GetRecipients() => _envelope.Recipients.Select(r => r.Address).ToArray();
+    public long Size => _envelope.Size;
+    public DateTimeOffset Arrived => _envelope.Arrived;
     public TimeSpan Age { get; }
-    public int Attempts => Envelope.Recipients.Count == 0 ? 0 : Envelope.Recipients.Max(r => r.Attempts);
-    public DateTimeOffset? NextAttempt => Envelope.Recipients
+    public int Attempts => _envelope.Recipients.Count == 0 ? 0 : _envelope.Recipients.Max(r => r.Attempts);
+    public DateTimeOffset? NextAttempt => _envelope.Recipients
         .Where(r => r.State is RecipientState.Pending or RecipientState.Deferred && r.NextAttempt is not null)
         .Min(r => r.NextAttempt);
-    public string? LastError => Envelope.Recipients
+    public string? LastError => _envelope.Recipients
         .Where(r => r.LastError is not null)
         .OrderByDescending(r => r.Updated)
         .Select(r => r.LastError)
         .FirstOrDefault();
-    public string? MessageId => Envelope.MessageId;
-    public string? Subject => Envelope.Subject;
+    public string? MessageId => _envelope.MessageId;
+    public string? Subject => _envelope.Subject;
 
     /// <summary>Domains of the recipients that still wait for delivery.</summary>
-    public IEnumerable<string> PendingDomains => Envelope.Recipients
+    public string[] GetPendingDomains() => PendingDomains.ToArray();
+
+    internal IEnumerable<string> PendingDomains => _envelope.Recipients
         .Where(r => !r.IsFinal)
         .Select(r => DomainOf(r.Address))
         .Distinct(StringComparer.OrdinalIgnoreCase);
@@ -77,6 +92,8 @@ public sealed class QueuedMail
 public sealed class QueueFilter
 {
     public IReadOnlyCollection<string>? Ids { get; init; }
+    /// <summary>Queue id; '*' and '?' wildcards.</summary>
+    public string? IdPattern { get; init; }
     public MessageState? State { get; init; }
     /// <summary>Sender address; '*' and '?' wildcards, case-insensitive.</summary>
     public string? Sender { get; init; }
@@ -88,9 +105,10 @@ public sealed class QueueFilter
 
     internal bool Matches(QueuedMail m)
     {
-        if (State is { } s && m.State != s) return false;
+        if (State is { } s && m.Kind != s) return false;
+        if (IdPattern is not null && !Wildcard.IsMatch(m.Id, IdPattern)) return false;
         if (Sender is not null && !Wildcard.IsMatch(m.Sender, Sender)) return false;
-        if (Recipient is not null && !m.Recipients.Any(r => Wildcard.IsMatch(r, Recipient))) return false;
+        if (Recipient is not null && !m.Envelope.Recipients.Any(r => Wildcard.IsMatch(r.Address, Recipient))) return false;
         if (Domain is not null && !m.PendingDomains.Any(d => Wildcard.IsMatch(d, Domain))) return false;
         if (OlderThan is { } age && m.Age < age) return false;
         return true;

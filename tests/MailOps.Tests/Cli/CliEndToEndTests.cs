@@ -8,6 +8,7 @@ namespace MailOps.Tests.Cli;
 public class CliEndToEndTests : IDisposable
 {
     private readonly TempQueue _q = new();
+    public CliEndToEndTests() => _q.Open().Dispose(); // the queue a server made
     public void Dispose() => _q.Dispose();
 
     private Task<ProcessResult> Mailops(string? stdin, params string[] args) => Programs.MailopsAsync(stdin, [.. args, "--queue", _q.QueuePath]);
@@ -91,7 +92,7 @@ public class CliEndToEndTests : IDisposable
         Assert.Equal("", r.Stdout); // sendmail is silent on success
         using var store = _q.Open();
         var m = Assert.Single(store.List());
-        Assert.Equal(["visitor@example.org"], m.Recipients);
+        Assert.Equal(["visitor@example.org"], m.GetRecipients());
         Assert.Equal(MessageOrigin.Sendmail, m.Envelope.Origin);
         using var reader = new StreamReader(store.OpenBody(m.Id));
         Assert.EndsWith("\r\n\r\nWe got it.\r\n.\r\nStill here.\r\n", await reader.ReadToEndAsync()); // -i: the dot is data
@@ -105,8 +106,8 @@ public class CliEndToEndTests : IDisposable
         Assert.Equal(0, r.ExitCode);
         using var store = _q.Open();
         var m = Assert.Single(store.List());
-        Assert.Single(m.Recipients);
-        Assert.StartsWith("root@", m.Recipients[0]);
+        Assert.Single(m.GetRecipients());
+        Assert.StartsWith("root@", m.GetRecipients()[0]);
     }
 
     [Fact]
@@ -142,9 +143,26 @@ public class CliEndToEndTests : IDisposable
     {
         string file = Path.Combine(_q.Root, "a-file");
         File.WriteAllText(file, "");
-        var r = await Programs.MailopsAsync("Subject: x\n\nbody\n", "submit", "--queue", Path.Combine(file, "queue"), "bob@example.org");
+        var r = await Programs.MailopsAsync("Subject: x\n\nbody\n", "submit", "--create", "--queue", Path.Combine(file, "queue"), "bob@example.org");
         Assert.Equal(75, r.ExitCode);
         Assert.Contains("Cannot open the queue", r.Stderr);
+    }
+
+    [Fact]
+    public async Task A_mistyped_queue_is_not_created_by_submit_or_sendmail()
+    {
+        string typo = Path.Combine(_q.Root, "qeueu");
+        var submit = await Programs.MailopsAsync("Subject: x\n\nbody\n", "submit", "--queue", typo, "bob@example.org");
+        Assert.Equal(75, submit.ExitCode);
+        Assert.Contains("there is no queue at " + typo, submit.Stderr);
+        var sendmail = await Programs.RunAsync(SendmailLink(), ["-t", "-i"], "To: bob@example.org\nSubject: x\n\nbody\n", new Dictionary<string, string?> { ["MAILOPS_QUEUE"] = typo });
+        Assert.Equal(75, sendmail.ExitCode);
+        Assert.Single(sendmail.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(typo));
+        // Asked for, it is made.
+        var created = await Programs.MailopsAsync("Subject: x\n\nbody\n", "submit", "--create", "--queue", typo, "bob@example.org");
+        Assert.Equal(0, created.ExitCode);
+        Assert.True(QueueStore.Exists(typo));
     }
 
     [Fact]

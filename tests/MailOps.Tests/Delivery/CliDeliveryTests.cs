@@ -52,7 +52,7 @@ public class CliDeliveryTests
         try
         {
             Assert.True(await Task.WhenAny(serving.Task, Task.Delay(30_000)) == serving.Task, "serve did not start:\n" + Log());
-            var submit = await Programs.RunAsync(Programs.Mailops, ["submit", "--queue", net.Sender.QueuePath, "-f", "s@cli-sender.test", "u@cli.test"],
+            var submit = await Programs.RunAsync(Programs.Mailops, ["submit", "--create", "--queue", net.Sender.QueuePath, "-f", "s@cli-sender.test", "u@cli.test"],
                 "Subject: via cli\n\nhello\n");
             Assert.Equal(0, submit.ExitCode);
             string id = submit.Stdout.Trim();
@@ -95,7 +95,7 @@ public class CliDeliveryTests
         var receiver = await net.StartReceiverAsync("127.0.0.3");
         string config = Path.Combine(net.Sender.Root, "config.json");
         await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new { RemotePort = net.Port, DnsServers = new[] { $"127.0.0.1:{net.DnsPort}" } }));
-        var submit = await Programs.RunAsync(Programs.Mailops, ["submit", "--queue", net.Sender.QueuePath, "-f", "s@x.test", "a@once.test", "b@void.test"], "Subject: once\n\nx\n");
+        var submit = await Programs.RunAsync(Programs.Mailops, ["submit", "--create", "--queue", net.Sender.QueuePath, "-f", "s@x.test", "a@once.test", "b@void.test"], "Subject: once\n\nx\n");
         Assert.Equal(0, submit.ExitCode);
 
         var flush = await Programs.RunAsync(Programs.Mailops, ["flush", "--queue", net.Sender.QueuePath, "--config", config]);

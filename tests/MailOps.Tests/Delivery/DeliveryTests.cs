@@ -128,7 +128,7 @@ public class DeliveryTests
         string held = await MailNetwork.EnqueueAsync(store, "s@sender.test", ["b@slow2.test"]);
 
         var pass = MailNetwork.PassAsync(net.SenderConfig(), store);
-        await WaitForAsync(() => store.Find(removed)?.State == MessageState.Active && store.Find(held)?.State == MessageState.Active);
+        await WaitForAsync(() => store.Find(removed)?.Kind == MessageState.Active && store.Find(held)?.Kind == MessageState.Active);
         await store.RemoveAsync(removed, "removed by the test");
         await store.HoldAsync(held);
         await pass;
@@ -186,7 +186,7 @@ public class DeliveryTests
         Assert.True(all.Count == 1, string.Join("\n----\n", all.Select(m => string.Join(",", m.Envelope.Recipients.Select(r => r.Address)) + "\n" + m.Body)));
         var received = all[0];
         Assert.Equal(["a@three.test", "b@three.test"], received.Envelope.Recipients.Select(r => r.Address).ToArray());
-        Assert.True(Env(store, id) is null, string.Join("\n", store.List().Select(m => m.Id + " " + m.Sender + " " + m.State + " " + string.Join(",", m.Recipients))));
+        Assert.True(Env(store, id) is null, string.Join("\n", store.List().Select(m => m.Id + " " + m.Sender + " " + m.State + " " + m.Recipients)));
         var bounced = Assert.Single(Journal(store, id, JournalEventType.Bounced), e => e.Recipient is not null);
         Assert.Equal("nobody@three.test", bounced.Recipient);
         Assert.StartsWith("550 5.1.1", bounced.Status);
@@ -194,7 +194,7 @@ public class DeliveryTests
 
         // The DSN: from <> to the sender, about nobody@ only.
         var dsn = Assert.Single(store.List(), m => m.Sender == "<>");
-        Assert.Equal(["sender@sender.test"], dsn.Recipients);
+        Assert.Equal(["sender@sender.test"], dsn.GetRecipients());
         var report = MimeMessage.Load(store.OpenBody(dsn.Id));
         var multipart = Assert.IsType<MultipartReport>(report.Body);
         Assert.Equal("delivery-status", multipart.ReportType);
@@ -306,7 +306,7 @@ public class DeliveryTests
         await scheduler.RunAsync(trigger, stop.Token);
 
         Assert.InRange(greeter.Connections, 3, 4);
-        Assert.Equal(greeter.Connections, store.List().Count(m => m.State == MessageState.Deferred));
+        Assert.Equal(greeter.Connections, store.List().Count(m => m.Kind == MessageState.Deferred));
     }
 
     [PeerFact("dnsmasq", "smtp-sink")]

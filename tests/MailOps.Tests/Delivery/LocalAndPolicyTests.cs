@@ -55,7 +55,7 @@ public class LocalAndPolicyTests
         // ext@far.test was forwarded as a new message with the same sender and body.
         var forward = Assert.Single(store.List());
         Assert.Equal("s@sender.example", forward.Sender);
-        Assert.Equal(["ext@far.test"], forward.Recipients);
+        Assert.Equal(["ext@far.test"], forward.GetRecipients());
         Assert.Null(store.ReadEnvelope(id));
         Assert.Equal(4, store.ReadJournal(id).Count(e => e.Event == JournalEventType.Delivered));
     }
@@ -94,7 +94,7 @@ public class LocalAndPolicyTests
         Assert.Contains(store.ReadJournal(bounce), e => e.Detail?.Contains("never bounce a bounce") == true);
         var left = Assert.Single(store.List());
         Assert.Equal(held, left.Id);
-        Assert.Equal(MessageState.Held, left.State);
+        Assert.Equal(MessageState.Held, left.Kind);
         Assert.Empty(NewMail(maildir, "here.test/alice"));
     }
 

@@ -63,10 +63,10 @@ public sealed class PowerShellHostTests
         using var work = new TempQueue();
         var r = await RunScriptAsync(work, """
             $q = [IO.Path]::Combine($Work, 'q')
-            $a = Submit-MailMessage -QueuePath $q -From 'Alice <alice@example.com>' -To bob@example.org -Bcc secret@example.net -Subject 'one' -Body 'hello'
-            $b = Submit-MailMessage -QueuePath $q -From alice@example.com -To carol@example.net -Subject 'two' -Body 'hi'
+            $a = Submit-MailMessage -QueuePath $q -Force -From 'Alice <alice@example.com>' -To bob@example.org -Bcc secret@example.net -Subject 'one' -Body 'hello'
+            $b = Submit-MailMessage -QueuePath $q -Force -From alice@example.com -To carol@example.net -Subject 'two' -Body 'hi'
             Assert ($a.State -eq 'Queued' -and $a.Subject -eq 'one' -and $a.QueuePath -eq $q) 'Submit-MailMessage returns the QueuedMail'
-            Assert (@($a.Recipients) -contains 'secret@example.net') 'Bcc is an envelope recipient'
+            Assert ($a.GetRecipients() -contains 'secret@example.net') 'Bcc is an envelope recipient'
 
             # -WhatIf changes nothing
             Get-MailQueue -QueuePath $q | Suspend-QueuedMail -WhatIf
@@ -101,9 +101,9 @@ public sealed class PowerShellHostTests
             Assert ($e1[0].FullyQualifiedErrorId -like 'QueueNotFound,*') "QueueNotFound: $($e1[0].FullyQualifiedErrorId)"
             Suspend-QueuedMail -QueuePath $q -Id 1k0w010egvrybsqp -ErrorAction SilentlyContinue -ErrorVariable e2
             Assert ($e2[0].FullyQualifiedErrorId -like 'MessageNotFound,*') "MessageNotFound: $($e2[0].FullyQualifiedErrorId)"
-            Submit-MailMessage -QueuePath $q -From a@example.com -To b@example.org -Subject "x`r`nBcc: evil@example.net" -ErrorAction SilentlyContinue -ErrorVariable e3
+            Submit-MailMessage -QueuePath $q -Force -From a@example.com -To b@example.org -Subject "x`r`nBcc: evil@example.net" -ErrorAction SilentlyContinue -ErrorVariable e3
             Assert ($e3[0].FullyQualifiedErrorId -like 'HeaderInjection,*') "HeaderInjection: $($e3[0].FullyQualifiedErrorId)"
-            Submit-MailMessage -QueuePath $q -From a@example.com -To b@example.org -Header @{ 'X-Evil' = "a`nBcc: evil@example.net" } -ErrorAction SilentlyContinue -ErrorVariable e4
+            Submit-MailMessage -QueuePath $q -Force -From a@example.com -To b@example.org -Header @{ 'X-Evil' = "a`nBcc: evil@example.net" } -ErrorAction SilentlyContinue -ErrorVariable e4
             Assert ($e4[0].FullyQualifiedErrorId -like 'HeaderInjection,*') "HeaderInjection in -Header: $($e4[0].FullyQualifiedErrorId)"
             Assert (@(Get-MailQueue -QueuePath $q).Count -eq 1) 'nothing was queued by the refused submissions'
             try { Get-MailQueue -QueuePath $q -State Nonsense; Assert $false 'ValidateSet' } catch { Assert ($_.FullyQualifiedErrorId -like 'ParameterArgumentValidationError,*') $_.FullyQualifiedErrorId }
@@ -121,7 +121,7 @@ public sealed class PowerShellHostTests
         using var work = new TempQueue();
         var r = await RunScriptAsync(work, """
             $q = [IO.Path]::Combine($Work, 'q')
-            $m = Submit-MailMessage -QueuePath $q -From alice@example.com -To postmaster@localhost -Subject 'local' -Body 'to the maildir'
+            $m = Submit-MailMessage -QueuePath $q -Force -From alice@example.com -To postmaster@localhost -Subject 'local' -Body 'to the maildir'
             $results = @(Get-MailQueue -QueuePath $q | Send-QueuedMail -Wait)
             Assert ($results.Count -eq 1 -and "$($results[0].Outcome)" -eq 'Delivered' -and $results[0].Id -eq $m.Id) "results: $($results | ForEach-Object { "$($_.Id) $($_.Outcome) $($_.Detail)" })"
             Assert (@(Get-MailQueue -QueuePath $q).Count -eq 0) 'the queue is empty'
@@ -143,7 +143,7 @@ public sealed class PowerShellHostTests
             $versions = @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'MimeKit' } | ForEach-Object { $_.GetName().Version.Major })
             Assert ($versions -contains 99) 'the other module''s MimeKit 99 is loaded first'
             $q = [IO.Path]::Combine($Work, 'q')
-            $m = Submit-MailMessage -QueuePath $q -From alice@example.com -To bob@example.org -Subject 'isolated' -Body 'MimeKit from the module context'
+            $m = Submit-MailMessage -QueuePath $q -Force -From alice@example.com -To bob@example.org -Subject 'isolated' -Body 'MimeKit from the module context'
             Assert ($m.Subject -eq 'isolated') 'Submit-MailMessage built the message with its own MimeKit'
             $route = @(Resolve-MailExchanger localhost -QueuePath $q)
             Assert ("$($route[0].Kind)" -eq 'Local') 'Resolve-MailExchanger ran with its own DnsClient'

@@ -100,7 +100,7 @@ public class MultiProcessTests(ITestOutputHelper output) : IDisposable
             string body = await reader.ReadToEndAsync();
             Assert.Contains(submitted[m.Id], body);
             Assert.Equal(m.Envelope.Subject, submitted[m.Id]);
-            Assert.True(m.State is MessageState.Queued or MessageState.Held);
+            Assert.True(m.Kind is MessageState.Queued or MessageState.Held);
         }
         Assert.Empty(_q.Files("tmp"));
         Assert.Equal(_q.Files("env").Order(), _q.Files("mess").Order());

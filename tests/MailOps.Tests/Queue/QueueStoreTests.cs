@@ -27,11 +27,11 @@ public class QueueStoreTests : IDisposable
         Assert.True(QueueId.IsValid(id));
         var listed = Assert.Single(store.List());
         Assert.Equal(id, listed.Id);
-        Assert.Equal(MessageState.Queued, listed.State);
+        Assert.Equal(MessageState.Queued, listed.Kind);
         Assert.Equal(SampleBody.Length, listed.Size);
         Assert.Equal("<sample@example.com>", listed.MessageId);
         Assert.Equal("Grüße", listed.Subject);
-        Assert.Equal(["bob@example.org", "carol@example.net"], listed.Recipients);
+        Assert.Equal(["bob@example.org", "carol@example.net"], listed.GetRecipients());
         using var body = store.OpenBody(id);
         var copy = new MemoryStream();
         await body.CopyToAsync(copy);
@@ -117,12 +117,12 @@ public class QueueStoreTests : IDisposable
         string id = await store.EnqueueAsync(NewEnvelope("bob@example.org", "carol@example.net"), new MemoryStream(SampleBody));
 
         var held = await store.HoldAsync(id);
-        Assert.Equal(MessageState.Held, held.State);
+        Assert.Equal(MessageState.Held, held.Kind);
         Assert.All(store.ReadEnvelope(id)!.Recipients, r => Assert.Equal(RecipientState.Held, r.State));
-        Assert.Equal(MessageState.Held, (await store.HoldAsync(id)).State); // idempotent
+        Assert.Equal(MessageState.Held, (await store.HoldAsync(id)).Kind); // idempotent
 
         var released = await store.ReleaseAsync(id);
-        Assert.Equal(MessageState.Queued, released.State);
+        Assert.Equal(MessageState.Queued, released.Kind);
         Assert.All(store.ReadEnvelope(id)!.Recipients, r => Assert.Equal(RecipientState.Pending, r.State));
 
         var removed = await store.RemoveAsync(id, "test");
@@ -170,13 +170,13 @@ public class QueueStoreTests : IDisposable
             store.WriteEnvelopeLocked(e);
         }
         var deferred = store.Find(id)!;
-        Assert.Equal(MessageState.Deferred, deferred.State);
+        Assert.Equal(MessageState.Deferred, deferred.Kind);
         Assert.Equal("451 4.7.1 greylisted", deferred.LastError);
         Assert.Equal(clock.GetUtcNow().AddMinutes(10), deferred.NextAttempt);
 
         var due = await store.MakeDueAsync(id);
         Assert.Null(due.NextAttempt);
-        Assert.Equal(MessageState.Deferred, due.State); // still a retry, now due
+        Assert.Equal(MessageState.Deferred, due.Kind); // still a retry, now due
 
         await store.HoldAsync(id);
         var released = await store.ReleaseAsync(id);

@@ -39,14 +39,14 @@ public class SweepAndTriggerTests : IDisposable
         using var store = _q.Open();
         string id = await store.EnqueueAsync(QueueStoreTests.NewEnvelope("bob@example.org"), new MemoryStream(QueueStoreTests.SampleBody));
         File.WriteAllText(Path.Combine(_q.QueuePath, "active", id), ""); // a delivery was in flight at the crash
-        Assert.Equal(MessageState.Active, store.Find(id)!.State);
+        Assert.Equal(MessageState.Active, store.Find(id)!.Kind);
 
         Assert.Empty(store.Sweep(asServer: false).InterruptedDeliveries); // only the server may clear markers
         var report = store.Sweep(asServer: true);
 
         Assert.Equal([id], report.InterruptedDeliveries);
         Assert.Empty(_q.Files("active"));
-        Assert.Equal(MessageState.Queued, store.Find(id)!.State);
+        Assert.Equal(MessageState.Queued, store.Find(id)!.Kind);
         Assert.Contains(store.ReadJournal(id), e => e.Event == JournalEventType.PossibleDuplicate);
     }
 

@@ -123,7 +123,7 @@ public sealed class ServeWithPeersTests : IAsyncLifetime
         Assert.True(run.ExitCode == 0, run.ToString() + "\n" + Log);
         using var store = _q.Open();
         var mail = Assert.Single(store.List());
-        Assert.Equal(["alice@self.test", "bob@self.test"], mail.Recipients);
+        Assert.Equal(["alice@self.test", "bob@self.test"], mail.GetRecipients());
         Assert.Equal(Convert.ToHexString(Encoding.UTF8.GetBytes(message)), Convert.ToHexString(StoredBody(mail.Id)));
         Assert.Equal("peer", store.ReadEnvelope(mail.Id)!.AuthenticatedUser);
     }

@@ -185,7 +185,7 @@ public sealed class TranscriptTests : IDisposable
     {
         Reconfigure(c => c.HoldIncoming = true);
         await _f.RunAsync(Hello + Mail + "RCPT TO:<alice@self.test>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n");
-        Assert.Equal(MessageState.Held, Assert.Single(_f.Store.List()).State);
+        Assert.Equal(MessageState.Held, Assert.Single(_f.Store.List()).Kind);
     }
 
     [Fact]
