@@ -13,6 +13,7 @@ public sealed class GetMailQueueCommand : MailOpsCmdlet
     [Parameter(Position = 0)]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(QueueIdCompleter))]
     public string[]? Id { get; set; }
 
     /// <summary>
@@ -34,6 +35,7 @@ public sealed class GetMailQueueCommand : MailOpsCmdlet
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueueDomainCompleter))]
     public string? Domain { get; set; }
 
     [Parameter]
@@ -44,6 +46,7 @@ public sealed class GetMailQueueCommand : MailOpsCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueuePathCompleter))]
     public string? QueuePath { get; set; }
 
     protected override void ProcessRecord()

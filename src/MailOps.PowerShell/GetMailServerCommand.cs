@@ -10,6 +10,7 @@ public sealed class GetMailServerCommand : MailOpsCmdlet
 {
     [Parameter(Position = 0)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(MailServerIdCompleter))]
     public int[]? Id { get; set; }
 
     protected override void ProcessRecord()
@@ -42,6 +43,7 @@ public sealed class StopMailServerCommand : MailOpsCmdlet
 
     [Parameter(Mandatory = true, ParameterSetName = "Id")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(MailServerIdCompleter))]
     public int[] Id { get; set; } = [];
 
     /// <summary>Stop every server of this session.</summary>

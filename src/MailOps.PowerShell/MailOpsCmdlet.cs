@@ -108,10 +108,12 @@ public abstract class QueuedMailCommand : MailOpsCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueueIdCompleter))]
     public string[] Id { get; set; } = [];
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueuePathCompleter))]
     public string? QueuePath { get; set; }
 }
 

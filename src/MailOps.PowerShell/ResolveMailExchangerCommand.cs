@@ -26,6 +26,7 @@ public sealed class ResolveMailExchangerCommand : MailOpsCmdlet
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueuePathCompleter))]
     public string? QueuePath { get; set; }
 
     [Parameter]

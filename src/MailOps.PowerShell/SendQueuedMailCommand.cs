@@ -21,15 +21,18 @@ public sealed class SendQueuedMailCommand : MailOpsCmdlet
     /// <summary>Messages to flush; without -Id, -Domain or pipeline input, every message with a recipient waiting.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueueIdCompleter))]
     public string[]? Id { get; set; }
 
     /// <summary>Only messages with a recipient waiting at this domain ('*' and '?' wildcards).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueueDomainCompleter))]
     public string? Domain { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueuePathCompleter))]
     public string? QueuePath { get; set; }
 
     [Parameter]

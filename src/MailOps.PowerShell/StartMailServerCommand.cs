@@ -18,7 +18,7 @@ namespace MailOps.PowerShell;
 public sealed class StartMailServerCommand : MailOpsCmdlet
 {
     [Parameter] [ValidateNotNullOrEmpty] public string? ConfigPath { get; set; }
-    [Parameter] [ValidateNotNullOrEmpty] public string? QueuePath { get; set; }
+    [Parameter] [ValidateNotNullOrEmpty] [ArgumentCompleter(typeof(QueuePathCompleter))] public string? QueuePath { get; set; }
     /// <summary>Endpoints as address:port ("127.0.0.1:2525", "[::1]:2525"; port 0 picks a free one).</summary>
     [Parameter(Position = 0)] [ValidateNotNullOrEmpty] public string[]? Listen { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] public string? HostName { get; set; }

@@ -76,6 +76,7 @@ public sealed class SubmitMailMessageCommand : MailOpsCmdlet
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QueuePathCompleter))]
     public string? QueuePath { get; set; }
 
     [Parameter]

@@ -87,8 +87,16 @@ internal static partial class DurableFile
     /// <exception cref="FileNotFoundException">The file is gone.</exception>
     public static FileStream OpenCommittedForReading(string path, int bufferSize)
     {
-        if (OperatingSystem.IsWindows())
+        try
+        {
+            // The common case: nobody holds the file. A stream opened by path knows its file and
+            // reads it faster than one wrapped around a bare descriptor.
             return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize);
+        }
+        catch (IOException) when (!OperatingSystem.IsWindows() && File.Exists(path))
+        {
+            // Its writer still holds the lock for a moment after the commit: read it without one.
+        }
         int fd = Native.open(path, 0x80000 /* O_CLOEXEC | O_RDONLY */);
         if (fd < 0)
         {
