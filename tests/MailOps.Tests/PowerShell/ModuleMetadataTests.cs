@@ -142,12 +142,17 @@ public sealed class ModuleMetadataTests : IDisposable
             var headers = view.Descendants("TableColumnHeader").Count();
             var items = view.Descendants("TableColumnItem").ToList();
             Assert.Equal(headers, items.Count);
-            foreach (var item in items)
+            foreach (var item in items.Concat(view.Descendants("ListItem")).Concat(view.Descendants("GroupBy")))
             {
                 if (item.Element("PropertyName") is { } property)
                     Assert.True(type!.GetProperty(property.Value) is not null, $"{typeName} has no property {property.Value}");
-                else foreach (Match m in Regex.Matches(item.Element("ScriptBlock")!.Value, @"\$_\.(\w+)"))
-                    Assert.True(type!.GetProperty(m.Groups[1].Value) is not null, $"{typeName} has no property {m.Groups[1].Value}");
+                else foreach (Match m in Regex.Matches(item.Element("ScriptBlock")!.Value, @"\$_\.(\w+)(\()?"))
+                {
+                    string member = m.Groups[1].Value;
+                    bool call = m.Groups[2].Success;
+                    Assert.True(call ? type!.GetMethod(member, Type.EmptyTypes) is not null : type!.GetProperty(member) is not null,
+                        $"{typeName} has no {(call ? "method" : "property")} {member}");
+                }
             }
         }
         Assert.Empty(outputTypes.Except(viewed));
