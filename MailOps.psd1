@@ -33,8 +33,6 @@
     PrivateData          = @{
         PSData = @{
             Tags         = @('mail', 'smtp', 'mta', 'queue', 'sendmail', 'maildir', 'qmail', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
-            ProjectUri   = 'https://github.com/mailops/mailops'
-            LicenseUri   = 'https://github.com/mailops/mailops/blob/main/LICENSE'
             ReleaseNotes = 'First release: the queue store, the SMTP listener, the delivery engine and their cmdlets.'
         }
     }
