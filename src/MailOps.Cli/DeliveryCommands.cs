@@ -6,7 +6,7 @@ using MailOps.Core.Queue;
 
 namespace MailOps.Cli;
 
-/// <summary><c>mailops flush</c> and <c>mailops mx</c> (spec §7).</summary>
+/// <summary><c>mailops flush</c> and <c>mailops mx</c> (README.md, "mailops").</summary>
 internal static class DeliveryCommands
 {
     /// <summary>Exit 0 when everything attempted was delivered, 75 when some recipient is still queued, 1 when some bounced (and none is queued).</summary>

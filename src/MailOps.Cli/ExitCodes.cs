@@ -1,6 +1,6 @@
 namespace MailOps.Cli;
 
-/// <summary>sysexits.h, as sendmail and Postfix use them (spec §7).</summary>
+/// <summary>sysexits.h, as sendmail and Postfix use them (README.md, "mailops").</summary>
 internal static class ExitCodes
 {
     public const int Ok = 0;

@@ -4,7 +4,7 @@ namespace MailOps.Cli;
 
 /// <summary>
 /// <c>mailops passwd</c>: reads a password (first line of stdin) and prints the salted hash to
-/// put in a Users entry of the configuration (spec §2). The password never reaches disk.
+/// put in a Users entry of the configuration (docs/configuration.md). The password never reaches disk.
 /// </summary>
 internal static class PasswdCommand
 {

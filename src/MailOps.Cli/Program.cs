@@ -7,7 +7,7 @@ namespace MailOps.Cli;
 
 /// <summary>
 /// <c>mailops</c>: the same engines as the PowerShell module, for services, containers and scripts
-/// (spec §7). Invoked as <c>sendmail</c> (a symlink) or <c>mailq</c>, it behaves as those.
+/// (README.md, "mailops"). Invoked as <c>sendmail</c> (a symlink) or <c>mailq</c>, it behaves as those.
 /// </summary>
 public static class Program
 {

@@ -27,15 +27,18 @@ public sealed class GetMailQueueCommand : MailOpsCmdlet
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string? Sender { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string? Recipient { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(QueueDomainCompleter))]
+    [SupportsWildcards]
     public string? Domain { get; set; }
 
     [Parameter]

@@ -7,7 +7,7 @@ namespace MailOps.PowerShell;
 
 /// <summary>
 /// What every MailOps cmdlet shares: Ctrl+C cancels (<see cref="StopProcessing"/>), the one
-/// bridge from the engines' async API to the pipeline thread, queue resolution (spec §2) and
+/// bridge from the engines' async API to the pipeline thread, queue resolution (docs/configuration.md) and
 /// ErrorRecords with stable ErrorIds.
 /// </summary>
 public abstract class MailOpsCmdlet : PSCmdlet
@@ -59,7 +59,7 @@ public abstract class MailOpsCmdlet : PSCmdlet
         }
     }
 
-    /// <summary>The queue path as spec §2 resolves it: the parameter (a PowerShell path), else $env:MAILOPS_QUEUE, else the default.</summary>
+    /// <summary>The queue path as docs/configuration.md resolves it: the parameter (a PowerShell path), else $env:MAILOPS_QUEUE, else the default.</summary>
     protected string ResolveQueuePath(string? queuePath) =>
         QueueLocation.Resolve(string.IsNullOrEmpty(queuePath) ? null : GetUnresolvedProviderPathFromPSPath(queuePath));
 

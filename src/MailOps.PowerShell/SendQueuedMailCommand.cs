@@ -28,6 +28,7 @@ public sealed class SendQueuedMailCommand : MailOpsCmdlet
     [Parameter]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(QueueDomainCompleter))]
+    [SupportsWildcards]
     public string? Domain { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]

@@ -11,7 +11,7 @@ namespace MailOps.PowerShell;
 /// Start-MailServer: the SMTP listener and the delivery engine on one queue, in this session.
 /// Without -Wait it returns a MailServer and runs in the background (several can run, on other
 /// queues and ports); with -Wait it blocks until Ctrl+C and then stops gracefully. Every
-/// configuration key of spec §2 is a parameter and overrides the configuration file.
+/// configuration key of docs/configuration.md is a parameter and overrides the configuration file.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "MailServer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(MailServer))]

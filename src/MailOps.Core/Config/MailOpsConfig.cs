@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace MailOps.Core.Config;
 
-/// <summary>TLS settings (spec §2 "Tls").</summary>
+/// <summary>TLS settings (docs/configuration.md "Tls").</summary>
 public sealed class TlsSettings
 {
     public bool Enabled { get; set; } = true;
@@ -19,7 +19,7 @@ public sealed class UserSettings
 }
 
 /// <summary>
-/// The configuration of spec §2: one JSON file, every key optional. Durations are written as
+/// The configuration of docs/configuration.md: one JSON file, every key optional. Durations are written as
 /// TimeSpan strings ("5.00:00:00") or with a unit suffix ("5d", "10m", "30s", "2h").
 /// </summary>
 public sealed class MailOpsConfig

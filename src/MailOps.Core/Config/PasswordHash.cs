@@ -4,7 +4,7 @@ using System.Text;
 namespace MailOps.Core.Config;
 
 /// <summary>
-/// Salted password hashes for AUTH users (spec §2 Users): PBKDF2 with HMAC-SHA256, stored as
+/// Salted password hashes for AUTH users (docs/configuration.md Users): PBKDF2 with HMAC-SHA256, stored as
 /// <c>pbkdf2-sha256$ITERATIONS$SALT$HASH</c> (salt and hash in base64). Plain text never reaches disk.
 /// </summary>
 public static class PasswordHash

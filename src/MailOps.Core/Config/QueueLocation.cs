@@ -1,7 +1,7 @@
 namespace MailOps.Core.Config;
 
 /// <summary>
-/// Where the queue is (spec §2 QueuePath): an explicit -QueuePath/--queue, else
+/// Where the queue is (docs/configuration.md QueuePath): an explicit -QueuePath/--queue, else
 /// $MAILOPS_QUEUE, else the configuration file's QueuePath, else the per-user default.
 /// </summary>
 public static class QueueLocation

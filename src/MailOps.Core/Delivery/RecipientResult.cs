@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 
 namespace MailOps.Core.Delivery;
 
-/// <summary>What happened to one recipient in one delivery attempt (spec §5: 2xx delivered, 4xx deferred, 5xx bounced).</summary>
+/// <summary>What happened to one recipient in one delivery attempt (docs/delivery.md: 2xx delivered, 4xx deferred, 5xx bounced).</summary>
 public enum DeliveryOutcome
 {
     Delivered,

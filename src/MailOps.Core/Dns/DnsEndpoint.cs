@@ -23,7 +23,7 @@ public static class DnsEndpoint
     /// <summary>
     /// The resolver delivery uses: the configured servers (or the system's), answers cached for
     /// their TTL, DNS errors returned rather than thrown so that NXDOMAIN and SERVFAIL can be told
-    /// apart (spec §5: one bounces, the other defers).
+    /// apart (docs/delivery.md: one bounces, the other defers).
     /// </summary>
     public static ILookupClient CreateClient(IReadOnlyCollection<string> servers)
     {

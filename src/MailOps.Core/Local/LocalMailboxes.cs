@@ -4,7 +4,7 @@ using MailOps.Core.Config;
 namespace MailOps.Core.Local;
 
 /// <summary>
-/// The local address space (spec §2 and §5; qmail's locals, virtualdomains, users/assign and
+/// The local address space (docs/configuration.md and docs/delivery.md; qmail's locals, virtualdomains, users/assign and
 /// .qmail aliases): which domains are delivered here, which mailboxes exist, and where an address
 /// ends up. The SMTP listener asks <see cref="Exists"/> at RCPT time; local delivery asks
 /// <see cref="Resolve"/>.

@@ -5,7 +5,7 @@ namespace MailOps.Core.Queue;
 
 public sealed class QueueStoreOptions
 {
-    /// <summary>How long a journal outlives its message (spec §3: 7 days).</summary>
+    /// <summary>How long a journal outlives its message (docs/queue.md: 7 days).</summary>
     public TimeSpan JournalRetention { get; init; } = TimeSpan.FromDays(7);
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 }

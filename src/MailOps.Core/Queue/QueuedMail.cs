@@ -1,6 +1,6 @@
 namespace MailOps.Core.Queue;
 
-/// <summary>The states an operator sees (spec §3).</summary>
+/// <summary>The states an operator sees (docs/queue.md).</summary>
 public enum MessageState
 {
     Queued,

@@ -18,7 +18,7 @@ internal enum RecipientVerdict
 }
 
 /// <summary>
-/// Relay control and local mailbox existence (spec §2 and §4; qmail's rcpthosts, RELAYCLIENT and
+/// Relay control and local mailbox existence (docs/configuration.md and docs/smtp.md; qmail's rcpthosts, RELAYCLIENT and
 /// users/assign). A domain is ours when it is in LocalDomains or VirtualDomains; RelayDomains are
 /// accepted from anyone and relayed; anything else only from RelayClients or after AUTH.
 /// </summary>
@@ -59,7 +59,7 @@ internal sealed class RecipientPolicy
             if (!mayRelay && recipient.LocalPart.AsSpan().IndexOfAny('%', '!', '@') >= 0) return RecipientVerdict.RelayDenied;
             // Refused now rather than accepted and bounced to a sender who may be forged (backscatter).
             if (!LocalMailboxes.IsSafeLocalPart(recipient.LocalPart)) return RecipientVerdict.BadMailboxName;
-            // An unknown local user is refused now, never bounced later (spec §5).
+            // An unknown local user is refused now, never bounced later (docs/delivery.md).
             return _mailboxes.Exists(recipient) ? RecipientVerdict.Accept : RecipientVerdict.UnknownUser;
         }
         if (_relay.Contains(domain) || mayRelay) return RecipientVerdict.Accept;

@@ -5,7 +5,7 @@ using MailOps.Core.Config;
 namespace MailOps.Core.Smtp;
 
 /// <summary>
-/// The STARTTLS certificate (spec §2 Tls): the configured file (PKCS#12, or PEM with the key in
+/// The STARTTLS certificate (docs/configuration.md Tls): the configured file (PKCS#12, or PEM with the key in
 /// the same file), else a self-signed one generated on first use and kept as
 /// <c>&lt;queue&gt;/control/tls.pfx</c> (mode 0600) so that every later start presents the same one.
 /// </summary>

@@ -6,7 +6,7 @@ namespace MailOps.Tests.PowerShell;
 
 /// <summary>
 /// The built cmdlet assembly read with MetadataLoadContext (nothing of it runs): the conventions
-/// of spec §6 and the house style, the manifest and the format file.
+/// of about_MailOps and the house style, the manifest and the format file.
 /// </summary>
 public sealed class ModuleMetadataTests : IDisposable
 {
