@@ -19,6 +19,7 @@
         'Get-MailQueue'
         'Send-QueuedMail'
         'Submit-MailMessage'
+        'New-MailMessage'
         'Trace-MailMessage'
         'Suspend-QueuedMail'
         'Resume-QueuedMail'

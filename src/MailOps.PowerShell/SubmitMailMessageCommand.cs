@@ -13,7 +13,7 @@ namespace MailOps.PowerShell;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Submit, "MailMessage", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = "Compose")]
 [OutputType(typeof(QueuedMail))]
-public sealed class SubmitMailMessageCommand : MailOpsCmdlet
+public sealed class SubmitMailMessageCommand : ComposeMailCommand
 {
     // Reference-type fields only (see GetMailQueueCommand.State).
     private MailOpsConfig? _config;
@@ -30,41 +30,6 @@ public sealed class SubmitMailMessageCommand : MailOpsCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Path { get; set; }
 
-    [Parameter(Mandatory = true, ParameterSetName = "Compose")]
-    [ValidateNotNullOrEmpty]
-    public string From { get; set; } = "";
-
-    [Parameter(ParameterSetName = "Compose")]
-    [ValidateNotNullOrEmpty]
-    public string[] To { get; set; } = [];
-
-    [Parameter(ParameterSetName = "Compose")]
-    [ValidateNotNullOrEmpty]
-    public string[] Cc { get; set; } = [];
-
-    [Parameter(ParameterSetName = "Compose")]
-    [ValidateNotNullOrEmpty]
-    public string[] Bcc { get; set; } = [];
-
-    [Parameter(ParameterSetName = "Compose")]
-    public string? Subject { get; set; }
-
-    [Parameter(ParameterSetName = "Compose")]
-    public string? Body { get; set; }
-
-    [Parameter(ParameterSetName = "Compose")]
-    public SwitchParameter BodyAsHtml { get; set; }
-
-    [Parameter(ParameterSetName = "Compose")]
-    [ValidateNotNullOrEmpty]
-    public string[] Attachment { get; set; } = [];
-
-    /// <summary>Extra header fields (name = value); a value with CR or LF is refused.</summary>
-    [Parameter(ParameterSetName = "Compose")]
-    [ValidateNotNull]
-    public IDictionary? Header { get; set; }
-
-    /// <summary>Envelope sender; default: the message's Sender: or From: address.</summary>
     [Parameter]
     [ValidateNotNull]
     public string? Sender { get; set; }
@@ -111,18 +76,7 @@ public sealed class SubmitMailMessageCommand : MailOpsCmdlet
         switch (ParameterSetName)
         {
             case "Compose":
-                Submit($"message from {From} to {string.Join(", ", To.Concat(Cc).Concat(Bcc))}", () => MessageComposer.Compose(new MessageDraft
-                {
-                    From = From,
-                    To = To,
-                    Cc = Cc,
-                    Bcc = Bcc,
-                    Subject = Subject,
-                    Body = Body,
-                    BodyAsHtml = BodyAsHtml,
-                    Attachments = Attachment.Select(GetUnresolvedProviderPathFromPSPath).ToList(),
-                    Headers = HeaderPairs(Header),
-                }));
+                Submit(DraftDescription, () => MessageComposer.Compose(Draft()));
                 break;
             case "Path":
                 foreach (var path in Path!) SubmitFile(path);
@@ -170,20 +124,4 @@ public sealed class SubmitMailMessageCommand : MailOpsCmdlet
         }
     }
 
-    private static IReadOnlyList<KeyValuePair<string, string>> HeaderPairs(System.Collections.IDictionary? headers) =>
-        headers is null ? [] : headers.Keys.Cast<object>().Select(k => new KeyValuePair<string, string>(k.ToString() ?? "", headers[k]?.ToString() ?? "")).ToList();
-
-    private void WriteSubmissionError(Exception ex, object? target)
-    {
-        WriteError(ex switch
-        {
-            HeaderInjectionException h => new ErrorRecord(h, "HeaderInjection", ErrorCategory.InvalidArgument, target),
-            SubmissionException { Kind: SubmissionErrorKind.Temporary } s => new ErrorRecord(s, "QueueUnavailable", ErrorCategory.ResourceUnavailable, target),
-            SubmissionException { Kind: SubmissionErrorKind.BadMessage } s => new ErrorRecord(s, "BadMessage", ErrorCategory.InvalidData, target),
-            SubmissionException s => new ErrorRecord(s, "BadSubmission", ErrorCategory.InvalidArgument, target),
-            FileNotFoundException or DirectoryNotFoundException => new ErrorRecord(ex, "FileNotFound", ErrorCategory.ObjectNotFound, target),
-            ConfigException c => Errors.InvalidConfiguration(c),
-            _ => new ErrorRecord(ex, "NotAMessage", ErrorCategory.InvalidType, target),
-        });
-    }
 }

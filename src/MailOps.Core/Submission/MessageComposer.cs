@@ -60,7 +60,19 @@ public static class MessageComposer
     /// <exception cref="HeaderInjectionException">A value holds CR or LF.</exception>
     /// <exception cref="SubmissionException">An address cannot be parsed (Usage), or no recipient is given.</exception>
     /// <exception cref="FileNotFoundException">An attachment does not exist.</exception>
-    public static MessageContent Compose(MessageDraft draft)
+    public static MessageContent Compose(MessageDraft draft) => FromMimeMessage(Build(draft));
+
+    /// <summary>
+    /// The draft as a MimeKit MimeMessage of the module's own MimeKit, typed object because MimeKit
+    /// stays out of the cmdlet assembly (New-MailMessage). PowerShell reads and changes it through
+    /// its members, and Submit-MailMessage takes it back as it takes any MimeMessage.
+    /// </summary>
+    /// <exception cref="HeaderInjectionException">A value holds CR or LF.</exception>
+    /// <exception cref="SubmissionException">An address cannot be parsed (Usage), or no recipient is given.</exception>
+    /// <exception cref="FileNotFoundException">An attachment does not exist.</exception>
+    public static object BuildMessage(MessageDraft draft) => Build(draft);
+
+    private static MimeMessage Build(MessageDraft draft)
     {
         var message = new MimeMessage();
         message.From.Add(ParseMailbox(draft.From, "From"));
@@ -82,7 +94,8 @@ public static class MessageComposer
         else body.TextBody = draft.Body ?? "";
         foreach (var path in draft.Attachments) body.Attachments.Add(path);
         message.Body = body.ToMessageBody();
-        return FromMimeMessage(message);
+        message.Date = DateTimeOffset.Now;
+        return message;
     }
 
     /// <summary>

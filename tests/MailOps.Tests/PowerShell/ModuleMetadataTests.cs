@@ -57,7 +57,7 @@ public sealed class ModuleMetadataTests : IDisposable
     public void Every_cmdlet_uses_an_approved_verb_a_class_name_after_it_and_declares_its_output()
     {
         var cmdlets = Cmdlets().ToList();
-        Assert.Equal(12, cmdlets.Count);
+        Assert.Equal(13, cmdlets.Count);
         foreach (var (type, cmdlet) in cmdlets)
         {
             string name = NameOf(cmdlet);
@@ -74,6 +74,8 @@ public sealed class ModuleMetadataTests : IDisposable
         {
             string verb = (string)cmdlet.ConstructorArguments[0].Value!;
             if (!StateChangingVerbs.Contains(verb)) continue;
+            // New-MailMessage makes an object in memory and changes nothing (as New-TimeSpan, New-Guid).
+            if (NameOf(cmdlet) == "New-MailMessage") continue;
             Assert.True(Named<bool>(cmdlet, "SupportsShouldProcess"), $"{NameOf(cmdlet)} must support -WhatIf/-Confirm");
         }
         var remove = Cmdlets().Single(c => NameOf(c.Cmdlet) == "Remove-QueuedMail").Cmdlet;
