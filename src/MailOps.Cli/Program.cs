@@ -15,9 +15,12 @@ public static class Program
         usage: mailops COMMAND [options]
 
           serve   [--config F] [--queue DIR] [--listen IP:PORT]... [--hostname NAME] [--no-delivery]
+                  [--local-domain D]... [--relay-domain D]... [--mailbox A]... [--relay-client CIDR]...
+                  [--maildir-root DIR] [--smarthost H[:P]] [--dns-server H[:P]]... [--remote-port N]
+                  [--default-domain D] [--max-message-size N] [--hold-incoming] [--no-tls]
                                                               SMTP listener and delivery in the foreground (Ctrl+C / SIGTERM stop gracefully)
           queue   [--queue DIR] [--state S] [--json]          list queued mail
-          submit  [--queue DIR] [-f SENDER] [-F NAME] [-t] [-i] [RCPT...] < message
+          submit  [--queue DIR] [--create] [-f SENDER] [-F NAME] [-t] [-i] [RCPT...] < message
                                                               enqueue a message from stdin; prints its queue id
           flush   [--queue DIR] [--config F] [--id ID]... [--wait] [--json]
                                                               deliver now: wakes the running server, or runs one delivery pass
@@ -30,7 +33,8 @@ public static class Program
           passwd  [--iterations N] < password                 salted hash for a Users entry of the configuration
 
         The queue is --queue, else $MAILOPS_QUEUE, else ~/.local/share/mailops/queue.
-        Exit codes: 0 ok, 64 usage, 65 bad message, 75 temporary failure.
+        Exit codes: 0 ok, 64 usage, 65 bad message, 75 temporary failure, 78 configuration error.
+        Every configuration key is in docs/configuration.md.
         """;
 
     public static async Task<int> Main(string[] args)

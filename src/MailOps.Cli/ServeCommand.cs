@@ -12,10 +12,30 @@ internal static class ServeCommand
 {
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname"], ["--no-delivery"]);
+        var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname", "--local-domain", "--relay-domain", "--mailbox",
+            "--relay-client", "--maildir-root", "--smarthost", "--dns-server", "--remote-port", "--default-domain", "--max-message-size"],
+            ["--no-delivery", "--hold-incoming", "--no-tls"]);
         var (config, _) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
-        if (a.Values("--listen").Count > 0) config.Listen = a.Values("--listen").ToList();
-        if (a.Value("--hostname") is { } hostName) config.HostName = hostName;
+        // The same mapping as Start-MailServer's parameters (docs/configuration.md).
+        IReadOnlyList<string>? List(string flag) => a.Values(flag).Count > 0 ? a.Values(flag).ToList() : null;
+        int? Int(string flag) => a.Value(flag) is { } v ? int.TryParse(v, out int n) ? n : throw CliException.Usage($"{flag}: '{v}' is not a number") : null;
+        new ConfigOverrides
+        {
+            Listen = List("--listen"),
+            HostName = a.Value("--hostname"),
+            LocalDomains = List("--local-domain"),
+            RelayDomains = List("--relay-domain"),
+            Mailboxes = List("--mailbox"),
+            RelayClients = List("--relay-client"),
+            MaildirRoot = a.Value("--maildir-root") is { } root ? Path.GetFullPath(root) : null,
+            SmartHost = a.Value("--smarthost"),
+            DnsServers = List("--dns-server"),
+            RemotePort = Int("--remote-port"),
+            DefaultDomain = a.Value("--default-domain"),
+            MaxMessageSize = Int("--max-message-size"),
+            HoldIncoming = a.Flag("--hold-incoming") ? true : null,
+            TlsEnabled = a.Flag("--no-tls") ? false : null,
+        }.ApplyTo(config);
 
         MailServer server;
         try

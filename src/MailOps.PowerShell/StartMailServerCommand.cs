@@ -117,42 +117,39 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
             ThrowTerminatingError(new ErrorRecord(server.Error!, "ServerFailed", ErrorCategory.OperationStopped, server));
     }
 
-    private void Apply(MailOpsConfig c)
+    /// <summary>The parameters that were given, as overrides of the configuration file (one mapping, shared with mailops serve).</summary>
+    private void Apply(MailOpsConfig c) => new ConfigOverrides
     {
-        if (QueuePath is not null) c.QueuePath = ResolveQueuePath(QueuePath);
-        if (Listen is not null) c.Listen = Listen.ToList();
-        if (HostName is not null) c.HostName = HostName;
-        if (LocalDomain is not null) c.LocalDomains = LocalDomain.ToList();
-        if (RelayDomain is not null) c.RelayDomains = RelayDomain.ToList();
-        if (VirtualDomain is not null) c.VirtualDomains = Map(VirtualDomain, v => v.ToString() ?? "");
-        if (Mailbox is not null) c.Mailboxes = Mailbox.ToList();
-        if (Alias is not null) c.Aliases = Map(Alias, v => LanguagePrimitives.GetEnumerable(v) is { } many && v is not string
+        QueuePath = QueuePath is null ? null : ResolveQueuePath(QueuePath),
+        Listen = Listen,
+        HostName = HostName,
+        LocalDomains = LocalDomain,
+        RelayDomains = RelayDomain,
+        VirtualDomains = VirtualDomain is null ? null : Map(VirtualDomain, v => v.ToString() ?? ""),
+        Mailboxes = Mailbox,
+        Aliases = Alias is null ? null : Map<IReadOnlyList<string>>(Alias, v => LanguagePrimitives.GetEnumerable(v) is { } many && v is not string
             ? many.Cast<object>().Select(o => o.ToString() ?? "").ToList()
-            : [v.ToString() ?? ""]);
-        if (DefaultDomain is not null) c.DefaultDomain = DefaultDomain;
-        if (PlusDomain is not null) c.PlusDomain = PlusDomain;
-        if (RelayClient is not null) c.RelayClients = RelayClient.ToList();
-        if (MaildirRoot is not null) c.MaildirRoot = GetUnresolvedProviderPathFromPSPath(MaildirRoot);
-        if (SmartHost is not null) c.SmartHost = SmartHost;
-        if (Route is not null) c.Routes = Map(Route, v => v.ToString() ?? "");
-        if (RemotePort is { } port) c.RemotePort = port;
-        if (DnsServer is not null) c.DnsServers = DnsServer.ToList();
-        if (ConcurrencyRemote is { } remote) c.ConcurrencyRemote = remote;
-        if (ConcurrencyPerDomain is { } perDomain)
-        {
-            c.ConcurrencyPerDomain = perDomain;
-            c.ConcurrencyPerDomainMax = Math.Max(c.ConcurrencyPerDomainMax, perDomain);
-        }
-        if (ConcurrencyLocal is { } local) c.ConcurrencyLocal = local;
-        if (QueueLifetime is { } lifetime) c.QueueLifetime = lifetime;
-        if (RetrySchedule is not null) c.RetrySchedule = RetrySchedule.ToList();
-        if (MaxMessageSize is { } size) c.MaxMessageSize = size;
-        if (MaxRecipients is { } rcpts) c.MaxRecipients = rcpts;
-        if (HoldIncoming.IsPresent) c.HoldIncoming = HoldIncoming;
-        if (TlsCertificatePath is not null) c.Tls.CertificatePath = GetUnresolvedProviderPathFromPSPath(TlsCertificatePath);
-        if (TlsCertificatePassword is not null) c.Tls.CertificatePassword = new System.Net.NetworkCredential("", TlsCertificatePassword).Password;
-        if (NoTls) c.Tls.Enabled = false;
-    }
+            : [v.ToString() ?? ""]),
+        DefaultDomain = DefaultDomain,
+        PlusDomain = PlusDomain,
+        RelayClients = RelayClient,
+        MaildirRoot = MaildirRoot is null ? null : GetUnresolvedProviderPathFromPSPath(MaildirRoot),
+        SmartHost = SmartHost,
+        Routes = Route is null ? null : Map(Route, v => v.ToString() ?? ""),
+        RemotePort = RemotePort,
+        DnsServers = DnsServer,
+        ConcurrencyRemote = ConcurrencyRemote,
+        ConcurrencyPerDomain = ConcurrencyPerDomain,
+        ConcurrencyLocal = ConcurrencyLocal,
+        QueueLifetime = QueueLifetime,
+        RetrySchedule = RetrySchedule,
+        MaxMessageSize = MaxMessageSize,
+        MaxRecipients = MaxRecipients,
+        HoldIncoming = HoldIncoming.IsPresent ? true : null,
+        TlsCertificatePath = TlsCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TlsCertificatePath),
+        TlsCertificatePassword = TlsCertificatePassword is null ? null : new System.Net.NetworkCredential("", TlsCertificatePassword).Password,
+        TlsEnabled = NoTls ? false : null,
+    }.ApplyTo(c);
 
     private static Dictionary<string, T> Map<T>(IDictionary table, Func<object, T> value)
     {

@@ -40,6 +40,8 @@ public static class QueueLocation
         string queuePath = Resolve(explicitQueuePath);
         var fromQueue = MailOpsConfig.Load(ConfigPathOf(queuePath), required: false);
         fromQueue.QueuePath = queuePath;
+        // A running server's own settings (its command line may have set them) win for submitters.
+        ServedSettings.ApplyTo(fromQueue, queuePath);
         return (fromQueue, queuePath);
     }
 }

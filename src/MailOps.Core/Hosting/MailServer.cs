@@ -133,6 +133,7 @@ public sealed class MailServer : IAsyncDisposable
             {
                 throw new MailServerException(MailServerStartFailure.ListenFailed, ex.Message, ex);
             }
+            ServedSettings.Write(queuePath, config);
             var server = new MailServer(config, options, store, serverLock, listener, log);
             log.LogInformation("serving on {Endpoints} as {HostName}, queue {Queue}{Delivery}", string.Join(", ", server.Endpoints), config.HostName, queuePath,
                 options.Delivery ? $", local mail to {server.MaildirRoot}" : ", delivery off");
@@ -180,6 +181,7 @@ public sealed class MailServer : IAsyncDisposable
         await _scheduler.DisposeAsync().ConfigureAwait(false);
         await _trigger.DisposeAsync().ConfigureAwait(false);
         await _listener.DisposeAsync().ConfigureAwait(false);
+        ServedSettings.Remove(QueuePath);
         _serverLock.Dispose();
         _store.Dispose();
         _log.LogInformation("stopped");

@@ -493,6 +493,24 @@ public sealed class QueueStore : IDisposable
         }
     }
 
+    /// <summary>True while a process holds the server lock of the queue at <paramref name="path"/>; creates nothing.</summary>
+    public static bool IsServedAt(string path)
+    {
+        try
+        {
+            using (new FileStream(new QueueLayout(path).ServerLock, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1)) { }
+            return false;
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return true; // locked by its server
+        }
+    }
+
     /// <summary>True while some process (this one included) holds the server lock.</summary>
     public bool IsServed()
     {
