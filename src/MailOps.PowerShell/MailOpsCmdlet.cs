@@ -28,13 +28,41 @@ public abstract class MailOpsCmdlet : PSCmdlet
     protected T Bridge<T>(Task<T> work, MemoryLog? log = null, Func<ProgressRecord?>? progress = null)
     {
         long cursor = 0;
-        while (true)
+        int presses = 0;
+        bool announced = false;
+        // PowerShell turns the first Ctrl+C into StopProcessing; the engine then winds down (a
+        // delivery in flight is finished). A second Ctrl+C stops waiting for that.
+        ConsoleCancelEventHandler onCtrlC = (_, _) => Interlocked.Increment(ref presses);
+        try { Console.CancelKeyPress += onCtrlC; } catch (Exception ex) when (ex is IOException or PlatformNotSupportedException) { }
+        try
         {
-            bool done = ((IAsyncResult)work).AsyncWaitHandle.WaitOne(100);
-            if (Cancellation.IsCancellationRequested && !done) continue; // the engine is winding down; writing now would throw
-            if (log is not null) Drain(log, ref cursor);
-            if (progress?.Invoke() is { } record) WriteProgress(record);
-            if (done) break;
+            while (true)
+            {
+                bool done = ((IAsyncResult)work).AsyncWaitHandle.WaitOne(100);
+                if (Cancellation.IsCancellationRequested && !done)
+                {
+                    // The pipeline is stopping: nothing may be written to it, but the user is told
+                    // through the host what is being waited for.
+                    if (!announced)
+                    {
+                        announced = true;
+                        Tell($"{MyInvocation.MyCommand.Name}: stopping. {StoppingDetail} Press Ctrl+C again to stop waiting: nothing is lost, unfinished work is picked up again later.");
+                    }
+                    if (Volatile.Read(ref presses) >= 2)
+                    {
+                        Tell($"{MyInvocation.MyCommand.Name}: stopped waiting; what was in flight finishes in the background.");
+                        throw new PipelineStoppedException();
+                    }
+                    continue;
+                }
+                if (log is not null) Drain(log, ref cursor);
+                if (progress?.Invoke() is { } record) WriteProgress(record);
+                if (done) break;
+            }
+        }
+        finally
+        {
+            try { Console.CancelKeyPress -= onCtrlC; } catch (Exception ex) when (ex is IOException or PlatformNotSupportedException) { }
         }
         try
         {
@@ -44,6 +72,16 @@ public abstract class MailOpsCmdlet : PSCmdlet
         {
             throw new PipelineStoppedException();
         }
+    }
+
+    /// <summary>What this command waits for once Ctrl+C was pressed (said to the user through the host).</summary>
+    private protected virtual string StoppingDetail => "Waiting for the work in flight to finish.";
+
+    /// <summary>A line to the user through the host, which works also while the pipeline stops.</summary>
+    private protected void Tell(string text)
+    {
+        try { Host.UI.WriteWarningLine(text); }
+        catch (Exception ex) when (ex is PipelineStoppedException or System.Management.Automation.Host.HostException or NotImplementedException or InvalidOperationException) { }
     }
 
     protected void Bridge(Task work, MemoryLog? log = null) => Bridge(work.ContinueWith(t => { t.GetAwaiter().GetResult(); return true; }, TaskScheduler.Default), log);

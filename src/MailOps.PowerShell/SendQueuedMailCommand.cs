@@ -52,6 +52,9 @@ public sealed class SendQueuedMailCommand : MailOpsCmdlet
     }
 
     // One flush per queue after all pipeline input: Get-MailQueue | Send-QueuedMail makes one pass.
+    private protected override string StoppingDetail =>
+        "Waiting for the deliveries in flight to finish (at most 20 s); mail not yet tried stays queued.";
+
     protected override void EndProcessing()
     {
         var groups = _selected.Groups.ToList();

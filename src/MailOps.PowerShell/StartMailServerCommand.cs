@@ -109,7 +109,9 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         }
         finally
         {
+            Tell($"Stopping {server}: finishing the messages being received and the deliveries in flight.");
             server.StopAsync().GetAwaiter().GetResult();
+            Tell($"Stopped MailServer {server.Id}.");
         }
         if (Cancellation.IsCancellationRequested) throw new PipelineStoppedException();
         Drain(server.Log!, ref cursor);

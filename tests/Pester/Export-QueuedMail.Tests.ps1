@@ -20,6 +20,11 @@ Describe 'Export-QueuedMail' {
         $file.Name | Should -Be "$($mail.Id).eml"
         Get-Content $file.FullName -Raw | Should -Match 'Subject: exported'
         Get-MailQueue -QueuePath $queue | Should -HaveCount 1
+        # As Get-Item gives it: the file system view shows its mode and size.
+        $file.Length | Should -BeGreaterThan 0
+        $file.Mode | Should -Not -BeNullOrEmpty
+        $file.PSProvider.Name | Should -Be 'FileSystem'
+        ($file | Out-String -Width 120) | Should -Match ([regex]::Escape("$($file.Length) $($mail.Id).eml"))
     }
 
     It 'keeps an existing file unless -Force (FileExists)' {

@@ -61,7 +61,7 @@ public sealed class MailOpsConfig
     public List<UserSettings> Users { get; set; } = [];
     [JsonConverter(typeof(DurationConverter))] public TimeSpan JournalRetention { get; set; } = TimeSpan.FromDays(7);
 
-    // Listener limits (behaviour 7). Not qmail control files: tcpserver's -c and qmail-smtpd's timeouts.
+    // Listener limits (docs/smtp.md). Not qmail control files: tcpserver's -c and qmail-smtpd's timeouts.
     /// <summary>Connections served at once, all clients together; more get 421 4.7.0.</summary>
     public int MaxConnections { get; set; } = 1000;
     /// <summary>Connections served at once from one client address; more get 421 4.7.0.</summary>

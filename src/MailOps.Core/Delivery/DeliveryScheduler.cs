@@ -22,7 +22,7 @@ public sealed class DeliveryOptions
 }
 
 /// <summary>
-/// qmail-send: decides what to deliver when, and runs the deliveries (docs/delivery.md, behaviours 10–15).
+/// qmail-send: decides what to deliver when, and runs the deliveries (docs/delivery.md).
 /// It wakes on the queue trigger, on the earliest retry time and when a destination's backoff ends
 /// (never by polling); splits each message's due recipients by destination (local Maildir, a
 /// route, the smart host, or the recipient domain); and runs one worker per connection under the

@@ -4,7 +4,7 @@ namespace MailOps.Core.Delivery;
 
 /// <summary>
 /// When a deferred recipient is tried again, and when the queue gives up (docs/configuration.md RetrySchedule,
-/// QueueLifetime; behaviour 12). Without a schedule it is qmail-send's: retry n comes at arrival +
+/// QueueLifetime; docs/delivery.md). Without a schedule it is qmail-send's: retry n comes at arrival +
 /// (20 s × n)², i.e. 6 min 40 s, 26 min 40 s, 1 h, 1 h 46 min ... after arrival. A retry is never
 /// planned past the lifetime: the last one comes at the deadline, and a failure after it bounces.
 /// </summary>

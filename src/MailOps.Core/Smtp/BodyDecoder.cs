@@ -12,7 +12,7 @@ internal enum DecodeStatus
     NeedMore,
     /// <summary>DATA only: the end-of-data line <c>.CRLF</c> was consumed.</summary>
     End,
-    /// <summary>A CR not followed by LF, or an LF not preceded by CR (behaviour 3).</summary>
+    /// <summary>A CR not followed by LF, or an LF not preceded by CR (docs/smtp.md).</summary>
     BareNewline,
 }
 

@@ -55,7 +55,7 @@ internal sealed class RecipientPolicy
         if (IsOurs(domain))
         {
             // "u%dest@self", "dest!u@self" and "\"u@dest\"@self" ask us to route onwards: that is
-            // relaying, whatever the domain says (behaviour 8; qmail's percenthack is off).
+            // relaying, whatever the domain says (docs/smtp.md; qmail's percenthack is off).
             if (!mayRelay && recipient.LocalPart.AsSpan().IndexOfAny('%', '!', '@') >= 0) return RecipientVerdict.RelayDenied;
             // Refused now rather than accepted and bounced to a sender who may be forged (backscatter).
             if (!LocalMailboxes.IsSafeLocalPart(recipient.LocalPart)) return RecipientVerdict.BadMailboxName;

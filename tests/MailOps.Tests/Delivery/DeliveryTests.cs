@@ -10,7 +10,7 @@ using MimeKit;
 namespace MailOps.Tests.Delivery;
 
 /// <summary>
-/// The delivery engine against a real loopback network (behaviours 10–15): dnsmasq for MX records,
+/// The delivery engine against a real loopback network (docs/delivery.md): dnsmasq for MX records,
 /// smtp-sink, MailOps listeners and scripted greeters as receivers.
 /// </summary>
 public class DeliveryTests

@@ -8,7 +8,7 @@ using MailOps.Core.Config;
 namespace MailOps.Core.Delivery.Remote;
 
 /// <summary>
-/// Where a domain's mail goes (docs/delivery.md, behaviour 10): Routes, then SmartHost, else the MX
+/// Where a domain's mail goes (docs/delivery.md): Routes, then SmartHost, else the MX
 /// records sorted by preference with equal preferences shuffled (RFC 5321 §5.1), else the implicit
 /// MX (the domain's own A/AAAA) only when there is no MX at all. A null MX (RFC 7505) bounces
 /// 5.1.10, NXDOMAIN bounces 5.1.2, SERVFAIL and timeouts defer 4.4.3. MX hosts at or above our
