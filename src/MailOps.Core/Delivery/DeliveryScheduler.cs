@@ -391,7 +391,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 var due = DeliveryPlanner.DueAt(envelope, d.Key, now, DestinationOf);
                 var results = due.Select(r => RecipientResult.Local(r.Address, "4.3.0", "delivery failed inside MailOps: " + ex.Message)).ToList();
                 var recorded = await RecordAsync(id, results, []).ConfigureAwait(false);
-                return (JobOutcome.NotRun, recorded is null ? null : NextDue(recorded, now));
+                return (JobOutcome.NotRun, recorded is null ? null : NextDue(recorded, now, d.Key));
             }
             catch (Exception again) when (again is IOException or UnauthorizedAccessException or QueueFailureException or System.Text.Json.JsonException or InvalidDataException)
             {
@@ -402,14 +402,20 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     }
 
     /// <summary>
-    /// When a message still in the queue after a job next needs the scheduler: now when something
-    /// is still due, its next retry otherwise. A finished message that is still there failed to be
+    /// When a message still in the queue after a job at <paramref name="destination"/> next needs
+    /// the scheduler: now when something is due that no queued job will take (which makes the loop
+    /// scan), its next retry otherwise. A finished message that is still there failed to be
     /// finished: it is looked at again a little later, not in a tight loop.
     /// </summary>
-    private DateTimeOffset NextDue(Envelope envelope, DateTimeOffset now)
+    private DateTimeOffset NextDue(Envelope envelope, DateTimeOffset now, string destination)
     {
         var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
-        return plan.Finished ? now + RecheckAfterFailure : plan.Jobs.Count > 0 ? now : plan.NextDue;
+        if (plan.Finished) return now + RecheckAfterFailure;
+        bool unscheduled;
+        lock (_gate)
+            unscheduled = plan.Jobs.Any(j => string.Equals(j.Destination, destination, StringComparison.OrdinalIgnoreCase)
+                                            || !_scheduled.Contains(envelope.Id + "\n" + j.Destination));
+        return unscheduled ? now : plan.NextDue;
     }
 
     /// <summary>Delivers one message's due recipients of one destination and records the results.</summary>
@@ -425,7 +431,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             return (JobOutcome.NotRun, null);
         }
         var due = plan.Jobs.FirstOrDefault(j => string.Equals(j.Destination, d.Key, StringComparison.OrdinalIgnoreCase))?.Recipients;
-        if (due is null) return (JobOutcome.NotRun, plan.Jobs.Count > 0 ? now : plan.NextDue);
+        if (due is null) return (JobOutcome.NotRun, NextDue(envelope, now, d.Key));
 
         EnterActive(id);
         try
@@ -448,7 +454,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             var outcome = result.DestinationFailed ? JobOutcome.DestinationFailed : result.Connected ? JobOutcome.Connected : JobOutcome.Done;
             // Finished: it has left the queue (retired, or its report queued and then retired).
             bool gone = recorded is null || recorded.Recipients.All(r => r.IsFinal);
-            return (outcome, gone ? null : NextDue(recorded!, _clock.GetUtcNow()));
+            return (outcome, gone ? null : NextDue(recorded!, _clock.GetUtcNow(), d.Key));
         }
         finally
         {
