@@ -36,6 +36,16 @@ if [ ! -f "$pester" ]; then
   echo "Restoring Pester 5.9.1 (NuGet package)"
   dotnet restore tests/Pester/tools/PesterRestore.csproj >/dev/null || { echo "cannot restore Pester" >&2; status=1; }
 fi
+# Also on PSModulePath (the current user's module folder), so `Import-Module Pester` by name
+# finds it in any pwsh on this machine, as an installed module would be.
+if command -v pwsh >/dev/null 2>&1 && [ -f "$pester" ]; then
+  MAILOPS_PESTER_DIR="$PWD/$(dirname "$pester")" pwsh -NoProfile -NonInteractive -Command '
+    if (-not (Get-Module -ListAvailable Pester | Where-Object Version -ge ([version]"5.9.1"))) {
+      $target = Join-Path ([Environment]::GetFolderPath("LocalApplicationData")) "powershell/Modules/Pester/5.9.1"
+      New-Item -ItemType Directory -Force -Path $target | Out-Null
+      Copy-Item -Recurse -Force (Join-Path $env:MAILOPS_PESTER_DIR "*") $target
+    }' || { echo "cannot put Pester on PSModulePath" >&2; status=1; }
+fi
 
 if command -v pwsh >/dev/null 2>&1 && [ -f "$pester" ]; then
   counts=$(mktemp)

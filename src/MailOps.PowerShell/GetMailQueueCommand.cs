@@ -62,12 +62,17 @@ public sealed class GetMailQueueCommand : MailOpsCmdlet
         var mail = new List<QueuedMail>();
         if (Id is null || literal.Count > 0)
             mail.AddRange(store.List(new QueueFilter { Ids = Id is null ? null : literal, State = state, Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan }));
-        foreach (var pattern in patterns)
-            mail.AddRange(store.List(new QueueFilter { IdPattern = pattern, State = state, Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan }));
-        if (patterns.Count > 0) mail = mail.DistinctBy(m => m.Id).OrderBy(m => m.Id, StringComparer.Ordinal).ToList();
-        // A literal id names one message: its absence is an error, as for Get-Item (filters may still hide one that exists).
+        if (patterns.Count > 0)
+        {
+            // One listing for all the patterns; literal ids already found are not listed twice.
+            mail.AddRange(store.List(new QueueFilter { IdPatterns = patterns, State = state, Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan }));
+            mail = mail.DistinctBy(m => m.Id).OrderBy(m => m.Id, StringComparer.Ordinal).ToList();
+        }
+        // A literal id names one message: its absence is an error, as for Get-Item. One the
+        // listing returned exists; only the others are looked up (filters may hide one that exists).
+        var listed = mail.Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
         foreach (var id in literal)
-            if (store.Find(id) is null) WriteError(Errors.MessageNotFound(new QueuedMessageNotFoundException(id), id));
+            if (!listed.Contains(id) && store.Find(id) is null) WriteError(Errors.MessageNotFound(new QueuedMessageNotFoundException(id), id));
 
         if (Summary)
         {

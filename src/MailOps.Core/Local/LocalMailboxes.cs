@@ -106,12 +106,12 @@ public sealed class LocalMailboxes
         }
     }
 
-    /// <summary>A path segment that stays inside MaildirRoot.</summary>
+    /// <summary>
+    /// A path segment that stays inside MaildirRoot. The listener asks it of a local part at RCPT,
+    /// so mail that could never be stored is refused, not bounced.
+    /// </summary>
     internal static bool IsSafeName(string name) =>
         name.Length > 0 && name[0] != '.' && name.IndexOfAny(['/', '\\', '\0', ':']) < 0 && !name.Any(char.IsControl);
-
-    /// <summary>True when a local part can name a Maildir (checked at RCPT, so mail that could never be stored is refused, not bounced).</summary>
-    public static bool IsSafeLocalPart(string localPart) => IsSafeName(localPart);
 
     /// <summary>A VirtualDomains target: a relative folder under MaildirRoot, every segment a safe name.</summary>
     public static bool IsSafeFolder(string folder) =>

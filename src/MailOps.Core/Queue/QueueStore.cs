@@ -512,11 +512,7 @@ public sealed class QueueStore : IDisposable
     }
 
     /// <summary>True while some process (this one included) holds the server lock.</summary>
-    public bool IsServed()
-    {
-        using var probe = TryAcquireServerLock();
-        return probe is null;
-    }
+    public bool IsServed() => IsServedAt(QueuePath);
 
     /// <summary>
     /// Removes crash leftovers (docs/queue.md, "The sweep"). Safe at any time from any process:

@@ -92,8 +92,8 @@ public sealed class QueuedMail
 public sealed class QueueFilter
 {
     public IReadOnlyCollection<string>? Ids { get; init; }
-    /// <summary>Queue id; '*' and '?' wildcards.</summary>
-    public string? IdPattern { get; init; }
+    /// <summary>Queue id patterns ('*' and '?' wildcards); a message matching any of them matches.</summary>
+    public IReadOnlyCollection<string>? IdPatterns { get; init; }
     public MessageState? State { get; init; }
     /// <summary>Sender address; '*' and '?' wildcards, case-insensitive.</summary>
     public string? Sender { get; init; }
@@ -106,7 +106,7 @@ public sealed class QueueFilter
     internal bool Matches(QueuedMail m)
     {
         if (State is { } s && m.Kind != s) return false;
-        if (IdPattern is not null && !Wildcard.IsMatch(m.Id, IdPattern)) return false;
+        if (IdPatterns is not null && !IdPatterns.Any(p => Wildcard.IsMatch(m.Id, p))) return false;
         if (Sender is not null && !Wildcard.IsMatch(m.Sender, Sender)) return false;
         if (Recipient is not null && !m.Envelope.Recipients.Any(r => Wildcard.IsMatch(r.Address, Recipient))) return false;
         if (Domain is not null && !m.PendingDomains.Any(d => Wildcard.IsMatch(d, Domain))) return false;

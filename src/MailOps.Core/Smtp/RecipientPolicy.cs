@@ -58,7 +58,7 @@ internal sealed class RecipientPolicy
             // relaying, whatever the domain says (docs/smtp.md; qmail's percenthack is off).
             if (!mayRelay && recipient.LocalPart.AsSpan().IndexOfAny('%', '!', '@') >= 0) return RecipientVerdict.RelayDenied;
             // Refused now rather than accepted and bounced to a sender who may be forged (backscatter).
-            if (!LocalMailboxes.IsSafeLocalPart(recipient.LocalPart)) return RecipientVerdict.BadMailboxName;
+            if (!LocalMailboxes.IsSafeName(recipient.LocalPart)) return RecipientVerdict.BadMailboxName;
             // An unknown local user is refused now, never bounced later (docs/delivery.md).
             return _mailboxes.Exists(recipient) ? RecipientVerdict.Accept : RecipientVerdict.UnknownUser;
         }

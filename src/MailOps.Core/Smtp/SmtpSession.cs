@@ -835,7 +835,6 @@ internal sealed class SmtpSession
             // The name is logged, never the password.
             _server.Logger.LogWarning(SmtpEvents.AuthFailure, "AUTH {Mechanism} failed for {User} from {Client}", mechanism, name, _clientAddress);
             bool lockedOut = _server.Auth.RecordFailure(_clientAddress);
-            await FlushAsync().ConfigureAwait(false);
             await Task.Delay(_server.Auth.FailureDelay).ConfigureAwait(false);
             if (lockedOut)
             {
