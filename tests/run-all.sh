@@ -9,6 +9,16 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 export PATH="$PATH:$HOME/.dotnet/tools"
 
 status=0
+# The programs as `mailops install` takes them (docs/install.md): the CLI, and the drop helper
+# published NativeAOT. The system-installation tests install these into a scratch root.
+export MAILOPS_PUBLISHED="$PWD/artifacts/publish"
+rm -rf "$MAILOPS_PUBLISHED"
+if ! { dotnet publish src/MailOps.Cli -c Release -o "$MAILOPS_PUBLISHED" >/dev/null &&
+       dotnet publish src/MailOps.Drop -c Release -r linux-x64 -o "$MAILOPS_PUBLISHED" >/dev/null; }; then
+  echo "cannot publish mailops and mailops-drop into $MAILOPS_PUBLISHED" >&2
+  status=1
+fi
+
 log=$(mktemp)
 dotnet test MailOps.sln 2>&1 | tee "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -15,6 +15,7 @@ internal static class DeliveryCommands
         var a = CliArgs.Parse(args, ["--queue", "--config", "--id"], ["--wait", "--json"]);
         if (a.Positional.Count > 0) throw CliException.Usage($"unexpected argument '{a.Positional[0]}' (give ids with --id).");
         var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
+        QueueLocation.ActAsOwnerOf(queuePath);
         if (!QueueStore.Exists(queuePath)) throw new CliException(ExitCodes.Usage, $"there is no queue at {queuePath}.");
         using var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
         var ids = a.Values("--id").Count > 0 ? a.Values("--id").ToList() : null;

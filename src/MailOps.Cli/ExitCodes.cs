@@ -8,6 +8,7 @@ internal static class ExitCodes
     public const int Usage = 64;    // EX_USAGE
     public const int DataError = 65; // EX_DATAERR
     public const int TempFail = 75;  // EX_TEMPFAIL
+    public const int NoPermission = 77; // EX_NOPERM
     public const int Config = 78;    // EX_CONFIG: the configuration is wrong (sendmail callers know it)
 }
 

@@ -31,8 +31,14 @@ public static class Program
           remove  ID... [--queue DIR]                         remove from the queue
           sendmail [sendmail options] [RCPT...]               the sendmail interface (also: invoke as 'sendmail')
           passwd  [--iterations N] < password                 salted hash for a Users entry of the configuration
+          install [--root DIR] [--user U] [--drop-group G] [--queue DIR] [--maildir-root DIR] [--listen IP:PORT]...
+                  [--hostname NAME] [--from DIR] [--force]    set up the system MTA: account, queue, maildrop, sendmail, systemd unit (root)
+          uninstall [--root DIR] [--user U] [--drop-group G] [--purge]
+                                                              undo install; keeps the queue and configuration unless --purge
 
-        The queue is --queue, else $MAILOPS_QUEUE, else ~/.local/share/mailops/queue.
+        The queue is --queue, else $MAILOPS_QUEUE, else ~/.local/share/mailops/queue; for submit, sendmail,
+        queue and mailq of an installed mailops, the system queue when that user has no queue of their own.
+        A queue another user owns (the system queue) is handed mail through its maildrop.
         Exit codes: 0 ok, 64 usage, 65 bad message, 75 temporary failure, 78 configuration error.
         Every configuration key is in docs/configuration.md.
         """;
@@ -48,7 +54,7 @@ public static class Program
         try
         {
             if (prefix == "sendmail") return await SubmitCommands.SendmailAsync(args, cancel.Token);
-            if (prefix == "mailq") return QueueCommands.List(["--queue", QueueLocation.Resolve(null)], Console.Out);
+            if (prefix == "mailq") return QueueCommands.List([], Console.Out);
             if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
             {
                 (args.Length == 0 ? Console.Error : Console.Out).WriteLine(Usage);
@@ -67,6 +73,8 @@ public static class Program
                 "flush" => await DeliveryCommands.FlushAsync(rest, cancel.Token),
                 "mx" => await DeliveryCommands.MxAsync(rest, cancel.Token),
                 "passwd" => PasswdCommand.Run(rest, Console.In, Console.Out),
+                "install" => InstallCommand.Install(rest),
+                "uninstall" => InstallCommand.Uninstall(rest),
                 _ => throw CliException.Usage($"unknown command '{args[0]}'. Run 'mailops help'."),
             };
         }
@@ -74,6 +82,11 @@ public static class Program
         {
             Console.Error.WriteLine($"{prefix}: {ex.Message}");
             return ex.ExitCode;
+        }
+        catch (SendmailUsageException ex)
+        {
+            Console.Error.WriteLine($"{prefix}: {ex.Message}");
+            return ExitCodes.Usage;
         }
         catch (SubmissionException ex)
         {

@@ -1,5 +1,6 @@
 using MailOps.Core.Config;
 using MailOps.Core.Queue;
+using MailOps.Core.Submission;
 
 namespace MailOps.Cli;
 
@@ -17,7 +18,16 @@ internal static class QueueCommands
                 throw CliException.Usage($"--state must be one of {string.Join(", ", Enum.GetNames<MessageState>())}.");
             state = parsed;
         }
-        using var store = OpenExisting(a.Value("--queue"));
+        string path = QueueLocation.Resolve(a.Value("--queue"), client: true);
+        QueueLocation.ActAsOwnerOf(path);
+        if (MaildropClient.MustUseMaildrop(path))
+        {
+            // Another user's queue (a system queue): only its server may read it, and shows it as a table.
+            if (a.Flag("--json") || state is not null)
+                throw new CliException(ExitCodes.NoPermission, $"the queue at {path} belongs to another user: only its owner (or root) can list it with --json or --state; mailq shows it through the server.");
+            return MaildropClient.ShowQueue(path);
+        }
+        using var store = OpenExisting(path);
         var messages = store.List(new QueueFilter { State = state });
         if (a.Flag("--json"))
         {
@@ -25,7 +35,7 @@ internal static class QueueCommands
             using var raw = Console.OpenStandardOutput();
             Output.WriteQueueJson(raw, messages);
         }
-        else Output.WriteQueueTable(stdout, messages);
+        else QueueTable.Write(stdout, messages);
         return ExitCodes.Ok;
     }
 
@@ -77,7 +87,8 @@ internal static class QueueCommands
     /// <summary>Reading commands do not create a queue where none is: a typo in --queue should say so.</summary>
     private static QueueStore OpenExisting(string? explicitQueue)
     {
-        string path = QueueLocation.Resolve(explicitQueue);
+        string path = QueueLocation.Resolve(explicitQueue, client: true);
+        QueueLocation.ActAsOwnerOf(path);
         if (!QueueStore.Exists(path))
             throw new CliException(ExitCodes.Usage, $"there is no queue at {path}.");
         return QueueStore.Open(path);

@@ -15,7 +15,8 @@ internal static class ServeCommand
         var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname", "--local-domain", "--relay-domain", "--mailbox",
             "--relay-client", "--maildir-root", "--smarthost", "--dns-server", "--remote-port", "--default-domain", "--max-message-size"],
             ["--no-delivery", "--hold-incoming", "--no-tls"]);
-        var (config, _) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
+        var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
+        QueueLocation.ActAsOwnerOf(queuePath); // root serving a system queue serves it as its account
         // The same mapping as Start-MailServer's parameters (docs/configuration.md).
         IReadOnlyList<string>? List(string flag) => a.Values(flag).Count > 0 ? a.Values(flag).ToList() : null;
         int? Int(string flag) => a.Value(flag) is { } v ? int.TryParse(v, out int n) ? n : throw CliException.Usage($"{flag}: '{v}' is not a number") : null;
@@ -46,7 +47,9 @@ internal static class ServeCommand
         {
             throw new CliException(ex.Reason == MailServerStartFailure.QueueInUse ? ExitCodes.TempFail : ExitCodes.Failure, ex.Message);
         }
+        SystemdNotify.Send($"READY=1\nMAINPID={Environment.ProcessId}\nSTATUS=serving on {string.Join(", ", server.Endpoints)}, queue {server.QueuePath}");
         await Task.WhenAny(Task.Delay(Timeout.Infinite, cancellationToken), server.Completion).ContinueWith(_ => { }, TaskScheduler.Default);
+        SystemdNotify.Send("STOPPING=1\nSTATUS=finishing the messages in flight");
         await server.StopAsync();
         return server.State == MailServerState.Failed ? ExitCodes.TempFail : ExitCodes.Ok;
     }

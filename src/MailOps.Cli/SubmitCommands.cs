@@ -10,7 +10,18 @@ internal static class SubmitCommands
     public static async Task<int> SubmitAsync(string[] args, CancellationToken cancellationToken)
     {
         var a = CliArgs.Parse(args, ["--queue", "--config", "-f", "--from", "-F", "--name"], ["-t", "-i", "--create"]);
-        var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
+        var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"), client: true);
+        if (MaildropClient.MustUseMaildrop(queuePath))
+        {
+            // The same submission as a sendmail command line, for the drop helper.
+            var sendmail = new List<string> { "-i" };
+            if ((a.Value("-f") ?? a.Value("--from")) is { } from) sendmail.AddRange(["-f", from]);
+            if ((a.Value("-F") ?? a.Value("--name")) is { } name) sendmail.AddRange(["-F", name]);
+            if (a.Flag("-t")) sendmail.Add("-t");
+            sendmail.Add("--");
+            sendmail.AddRange(a.Positional);
+            return await DropStdinAsync(queuePath, sendmail, cancellationToken);
+        }
         return await EnqueueStdinAsync(config, queuePath, new SubmissionRequest
         {
             Sender = a.Value("-f") ?? a.Value("--from"),
@@ -29,8 +40,9 @@ internal static class SubmitCommands
     public static async Task<int> SendmailAsync(string[] args, CancellationToken cancellationToken)
     {
         var a = SendmailArgs.Parse(args);
-        var (config, queuePath) = QueueLocation.Load(a.ConfigPath, null);
+        var (config, queuePath) = QueueLocation.Load(a.ConfigPath, null, client: true);
         if (a.ListQueue) return QueueCommands.List(["--queue", queuePath], Console.Out);
+        if (MaildropClient.MustUseMaildrop(queuePath)) return await DropStdinAsync(queuePath, args, cancellationToken);
         return await EnqueueStdinAsync(config, queuePath, new SubmissionRequest
         {
             Sender = a.Sender,
@@ -44,6 +56,14 @@ internal static class SubmitCommands
             PlusDomain = config.PlusDomain,
             MaxMessageSize = config.MaxMessageSize,
         }, printId: false, cancellationToken); // sendmail is silent on success, as callers expect
+    }
+
+    /// <summary>A queue this user may not write: through its maildrop (the server queues it; there is no id yet).</summary>
+    private static async Task<int> DropStdinAsync(string queuePath, IReadOnlyList<string> sendmailArgs, CancellationToken cancellationToken)
+    {
+        await using var stdin = Console.OpenStandardInput();
+        await MaildropClient.SubmitAsync(queuePath, sendmailArgs, stdin, cancellationToken);
+        return ExitCodes.Ok;
     }
 
     private static async Task<int> EnqueueStdinAsync(MailOpsConfig config, string queuePath, SubmissionRequest request, bool printId, CancellationToken cancellationToken, bool create = false)

@@ -2,6 +2,7 @@ using System.Management.Automation;
 using MailOps.Core.Config;
 using MailOps.Core.Hosting;
 using MailOps.Core.Queue;
+using MailOps.Core.Submission;
 
 namespace MailOps.PowerShell;
 
@@ -113,8 +114,9 @@ public abstract class MailOpsCmdlet : PSCmdlet
     protected QueueStore? OpenExistingQueue(string? queuePath)
     {
         string path = ResolveQueuePath(queuePath);
-        if (QueueStore.Exists(path)) return QueueStore.Open(path);
-        WriteError(Errors.QueueNotFound(path));
+        if (MaildropClient.MustUseMaildrop(path)) WriteError(Errors.QueueNotOwned(path));
+        else if (QueueStore.Exists(path)) return QueueStore.Open(path);
+        else WriteError(Errors.QueueNotFound(path));
         return null;
     }
 
@@ -160,6 +162,10 @@ internal static class Errors
 {
     public static ErrorRecord QueueNotFound(string path) =>
         new(new DirectoryNotFoundException($"There is no queue at {path}. A server creates its queue when it starts (Start-MailServer, mailops serve); Submit-MailMessage -Force creates one."), "QueueNotFound", ErrorCategory.ObjectNotFound, path);
+
+    public static ErrorRecord QueueNotOwned(string path) =>
+        new(new UnauthorizedAccessException($"The queue at {path} belongs to another account (a system queue): only that account acts on it (root too goes through it: 'mailops queue' and 'mailops hold' as root switch to it). Submit-MailMessage hands mail to it through its maildrop; mailq lists it through its server."),
+            "QueueNotOwned", ErrorCategory.PermissionDenied, path);
 
     public static ErrorRecord MessageNotFound(Exception ex, string id) =>
         new(ex, "MessageNotFound", ErrorCategory.ObjectNotFound, id);

@@ -18,6 +18,8 @@ public sealed class SubmitMailMessageCommand : ComposeMailCommand
     // Reference-type fields only (see GetMailQueueCommand.State).
     private MailOpsConfig? _config;
     private QueueStore? _store;
+    /// <summary>A queue another user owns (the system queue): messages go through its maildrop.</summary>
+    private string? _maildropQueue;
 
     /// <summary>A MimeKit MimeMessage (from any copy of MimeKit), or a path to an .eml file.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Message")]
@@ -57,9 +59,14 @@ public sealed class SubmitMailMessageCommand : ComposeMailCommand
         try
         {
             var (config, queuePath) = LoadConfig(ConfigPath, QueuePath);
+            _config = config;
+            if (MaildropClient.MustUseMaildrop(queuePath))
+            {
+                _maildropQueue = queuePath;
+                return;
+            }
             if (!Force && !QueueStore.Exists(queuePath)) ThrowTerminatingError(Errors.QueueNotFound(queuePath));
             _store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
-            _config = config;
         }
         catch (ConfigException ex)
         {
@@ -100,11 +107,22 @@ public sealed class SubmitMailMessageCommand : ComposeMailCommand
 
     private void Submit(string target, Func<MessageContent> content)
     {
-        if (!ShouldProcess(target, $"Submit to the queue at {_store!.QueuePath}")) return;
+        if (!ShouldProcess(target, $"Submit to the queue at {_store?.QueuePath ?? _maildropQueue}")) return;
         var config = _config!;
         try
         {
             using var message = content();
+            if (_maildropQueue is not null)
+            {
+                // No queue id yet: the server's pickup queues it in a moment (Get-MailQueue through the server, mailq).
+                var args = new List<string> { "-i", "-t" };
+                if ((Sender ?? message.HeaderSender) is { } sender) args.AddRange(["-f", sender]);
+                args.Add("--");
+                args.AddRange(Recipient);
+                Bridge(MaildropClient.SubmitAsync(_maildropQueue, args, message.Content, Cancellation));
+                WriteVerbose($"{target}: handed to the maildrop of {_maildropQueue}; its server queues it.");
+                return;
+            }
             string id = Bridge(MessageSubmitter.SubmitAsync(_store!, message.Content, new SubmissionRequest
             {
                 Sender = Sender ?? message.HeaderSender,

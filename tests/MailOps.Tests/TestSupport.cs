@@ -42,6 +42,9 @@ public static class Programs
     /// <summary>The mailops apphost, exactly as the build leaves it.</summary>
     public static string Mailops => Path.Combine(RepoRoot, "src", "MailOps.Cli", "bin", Configuration, "net10.0", OperatingSystem.IsWindows() ? "mailops.exe" : "mailops");
 
+    /// <summary>The drop helper as the build leaves it (JIT, not setgid: it serves $MAILOPS_QUEUE).</summary>
+    public static string DropHelper => Path.Combine(RepoRoot, "src", "MailOps.Drop", "bin", Configuration, "net10.0", "mailops-drop");
+
     /// <summary>The PowerShell test host (tests/MailOps.PsHost): the real engine, System.Management.Automation 7.6.</summary>
     public static string PsHostDll => Path.Combine(RepoRoot, "tests", "MailOps.PsHost", "bin", Configuration, "net10.0", "MailOps.PsHost.dll");
     public static string ModuleManifest => Path.Combine(RepoRoot, "MailOps.psd1");

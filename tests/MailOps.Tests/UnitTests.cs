@@ -2,6 +2,7 @@ using MailOps.Cli;
 using MailOps.Core.Addressing;
 using MailOps.Core.Config;
 using MailOps.Core.Queue;
+using MailOps.Core.Submission;
 
 namespace MailOps.Tests;
 
@@ -230,7 +231,6 @@ public class SendmailArgsTests
     [InlineData("-f")]
     public void Unsupported_options_are_usage_errors(string option)
     {
-        var ex = Assert.Throws<CliException>(() => SendmailArgs.Parse([option]));
-        Assert.Equal(64, ex.ExitCode);
+        Assert.Throws<SendmailUsageException>(() => SendmailArgs.Parse([option]));
     }
 }

@@ -11,15 +11,37 @@ public static class QueueLocation
     public static string DefaultQueuePath =>
         Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "mailops", "queue");
 
+    /// <summary>
+    /// The system queue of an installation (docs/install.md): named by system.conf beside the
+    /// installed binaries; null for a build that was not installed.
+    /// </summary>
+    public static string? SystemQueuePath => Submission.DropFile.SystemQueueIn(AppContext.BaseDirectory);
+
     /// <summary>The queue path without a configuration file (what the queue commands use).</summary>
-    public static string Resolve(string? explicitPath, string? configuredPath = null)
+    /// <param name="explicitPath">--queue / -QueuePath.</param>
+    /// <param name="configuredPath">The configuration file's QueuePath.</param>
+    /// <param name="client">
+    /// For programs that hand in or list mail (not a server): when the user has no per-user queue,
+    /// an installation's system queue is the default, as sendmail and mailq are for everyone.
+    /// </param>
+    public static string Resolve(string? explicitPath, string? configuredPath = null, bool client = false)
     {
         if (!string.IsNullOrWhiteSpace(explicitPath)) return Path.GetFullPath(explicitPath);
         string? fromEnvironment = Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(fromEnvironment)) return Path.GetFullPath(fromEnvironment);
         if (!string.IsNullOrWhiteSpace(configuredPath)) return Path.GetFullPath(configuredPath);
+        if (client && SystemQueuePath is { } system && !Queue.QueueStore.Exists(DefaultQueuePath)) return system;
         return DefaultQueuePath;
     }
+
+    /// <summary>Root acting on a queue another account owns becomes that account first (see <see cref="Queue.Posix.ActAsOwnerOf"/>).</summary>
+    public static void ActAsOwnerOf(string queuePath)
+    {
+        if (OperatingSystem.IsLinux()) Queue.Posix.ActAsOwnerOf(queuePath);
+    }
+
+    /// <summary>True for a queue set up to take mail from every local user: it has a maildrop (mailops install makes one).</summary>
+    public static bool IsSystemQueue(string queuePath) => Directory.Exists(Path.Combine(queuePath, Submission.DropFile.DirectoryName));
 
     /// <summary>The default configuration file of a queue.</summary>
     public static string ConfigPathOf(string queuePath) => Path.Combine(queuePath, "control", "config.json");
@@ -28,7 +50,7 @@ public static class QueueLocation
     /// Loads the configuration and settles the queue path: <paramref name="configPath"/> when given
     /// (must exist), else the queue's own control/config.json (optional).
     /// </summary>
-    public static (MailOpsConfig Config, string QueuePath) Load(string? configPath, string? explicitQueuePath)
+    public static (MailOpsConfig Config, string QueuePath) Load(string? configPath, string? explicitQueuePath, bool client = false)
     {
         if (!string.IsNullOrWhiteSpace(configPath))
         {
@@ -37,7 +59,7 @@ public static class QueueLocation
             config.QueuePath = queue;
             return (config, queue);
         }
-        string queuePath = Resolve(explicitQueuePath);
+        string queuePath = Resolve(explicitQueuePath, client: client);
         var fromQueue = MailOpsConfig.Load(ConfigPathOf(queuePath), required: false);
         fromQueue.QueuePath = queuePath;
         // A running server's own settings (its command line may have set them) win for submitters.

@@ -3,6 +3,7 @@ using MailOps.Core.Config;
 using MailOps.Core.Delivery;
 using MailOps.Core.Queue;
 using MailOps.Core.Smtp;
+using MailOps.Core.Submission;
 using Microsoft.Extensions.Logging;
 
 namespace MailOps.Core.Hosting;
@@ -56,6 +57,8 @@ public sealed class MailServer : IAsyncDisposable
     private readonly SmtpListener _listener;
     private readonly QueueTriggerListener _trigger;
     private readonly DeliveryScheduler _scheduler;
+    private readonly MaildropPickup? _pickup;
+    private readonly ShowqService? _showq;
     private readonly ILogger _log;
     private readonly TimeSpan _stopGrace;
     private readonly CancellationTokenSource _stop = new();
@@ -79,6 +82,13 @@ public sealed class MailServer : IAsyncDisposable
         _trigger = new QueueTriggerListener(store.QueuePath);
         _scheduler = new DeliveryScheduler(config, store, log, new DeliveryOptions { OwnEndpoints = () => Endpoints });
         MaildirRoot = _scheduler.MaildirRoot;
+        IsSystemQueue = QueueLocation.IsSystemQueue(QueuePath);
+        if (OperatingSystem.IsLinux())
+        {
+            // Local users' mail (the maildrop) and their view of the queue (showq): a system queue's services.
+            _pickup = new MaildropPickup(config, store, log);
+            if (IsSystemQueue) _showq = new ShowqService(store, log);
+        }
         _run = RunAsync();
     }
 
@@ -89,6 +99,8 @@ public sealed class MailServer : IAsyncDisposable
     public IReadOnlyList<IPEndPoint> Endpoints { get; }
     public string MaildirRoot { get; }
     public bool Delivery { get; }
+    /// <summary>True when the queue takes mail from every local user through its maildrop (mailops install made it).</summary>
+    public bool IsSystemQueue { get; }
     public DateTimeOffset Started { get; }
     public MailServerState State => _state;
     /// <summary>SMTP sessions open now.</summary>
@@ -164,6 +176,7 @@ public sealed class MailServer : IAsyncDisposable
         await Task.Yield();
         var stopRequested = Task.Delay(Timeout.Infinite, _stop.Token);
         var delivering = Delivery ? _scheduler.RunAsync(_trigger, _stop.Token) : stopRequested;
+        var pickingUp = _pickup is not null && OperatingSystem.IsLinux() ? _pickup.RunAsync(_trigger, _stop.Token) : Task.CompletedTask;
         await Task.WhenAny(stopRequested, delivering).ConfigureAwait(false);
         bool failed = delivering.IsFaulted;
         if (failed)
@@ -177,7 +190,9 @@ public sealed class MailServer : IAsyncDisposable
         _log.LogInformation("stopping");
         // Both at once: the listener finishes the messages it is receiving while the scheduler
         // finishes the deliveries in flight.
-        await Task.WhenAll(_listener.StopAsync(_stopGrace), delivering.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+        await Task.WhenAll(_listener.StopAsync(_stopGrace), delivering.ContinueWith(_ => { }, TaskScheduler.Default),
+            pickingUp.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+        if (_showq is not null && OperatingSystem.IsLinux()) await _showq.DisposeAsync().ConfigureAwait(false);
         await _scheduler.DisposeAsync().ConfigureAwait(false);
         await _trigger.DisposeAsync().ConfigureAwait(false);
         await _listener.DisposeAsync().ConfigureAwait(false);

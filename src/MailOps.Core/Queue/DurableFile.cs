@@ -63,7 +63,9 @@ internal static partial class DurableFile
     }
 
     /// <summary>Creates a directory that only its owner can enter (0700); an existing one we own is made so.</summary>
-    public static void CreatePrivateDirectory(string path)
+    /// <param name="path">The directory.</param>
+    /// <param name="alsoAllowed">Bits an existing directory may keep: a system queue's root lets its maildrop group pass (0710).</param>
+    public static void CreatePrivateDirectory(string path, UnixFileMode alsoAllowed = UnixFileMode.None)
     {
         if (OperatingSystem.IsWindows())
         {
@@ -71,9 +73,10 @@ internal static partial class DurableFile
             return;
         }
         var info = Directory.CreateDirectory(path, OwnerOnlyDirectory);
-        if ((info.UnixFileMode & ~OwnerOnlyDirectory) != 0)
+        var allowed = OwnerOnlyDirectory | alsoAllowed;
+        if ((info.UnixFileMode & ~allowed) != 0)
         {
-            try { File.SetUnixFileMode(path, OwnerOnlyDirectory); }
+            try { File.SetUnixFileMode(path, info.UnixFileMode & allowed); }
             catch (UnauthorizedAccessException) { } // not ours: the owner decides
         }
     }

@@ -29,7 +29,7 @@ public sealed class QueueStore : IDisposable
     {
         Layout = new QueueLayout(path);
         _options = options;
-        DurableFile.CreatePrivateDirectory(Layout.Root);
+        DurableFile.CreatePrivateDirectory(Layout.Root, UnixFileMode.GroupExecute);
         foreach (var dir in Layout.AllDirectories) DurableFile.CreatePrivateDirectory(dir);
         _locks = MutationLocks.For(Layout.MutateLock);
         _committer = new Lazy<GroupCommitter>(() => new GroupCommitter(Layout.MessDir, Layout.EnvDir));

@@ -1,7 +1,6 @@
 using System.IO.Pipes;
 using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
+using MailOps.Core.Submission;
 
 namespace MailOps.Core.Queue;
 
@@ -56,22 +55,9 @@ public static class QueueTrigger
         }
     }
 
-    /// <summary>The socket path; a short path in the temp directory when the queue path is too long for sun_path.</summary>
-    internal static string SocketPath(string queuePath)
-    {
-        string path = Path.Combine(Path.GetFullPath(queuePath), "trigger");
-        if (Encoding.UTF8.GetByteCount(path) < 100) return path;
-        return Path.Combine(Path.GetTempPath(), "mailops-trigger-" + Hash(queuePath) + ".sock");
-    }
+    internal static string SocketPath(string queuePath) => DropFile.SocketPath(queuePath, "trigger");
 
-    internal static string PipeName(string queuePath) => "mailops-" + Hash(queuePath);
-
-    private static string Hash(string queuePath)
-    {
-        string full = Path.GetFullPath(queuePath).TrimEnd(Path.DirectorySeparatorChar);
-        if (OperatingSystem.IsWindows()) full = full.ToUpperInvariant();
-        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(full)), 0, 8).ToLowerInvariant();
-    }
+    internal static string PipeName(string queuePath) => "mailops-" + DropFile.QueueHash(queuePath);
 }
 
 /// <summary>
@@ -87,6 +73,7 @@ public sealed class QueueTriggerListener : IAsyncDisposable
     private readonly string? _socketPath;
     private readonly string _queuePath;
     private const int FlushByte = 2;
+    private readonly SemaphoreSlim _pickup = new(0, 1);
 
     /// <summary>Starts listening. Only the process holding the server lock should do this.</summary>
     public QueueTriggerListener(string queuePath)
@@ -101,6 +88,9 @@ public sealed class QueueTriggerListener : IAsyncDisposable
         File.Delete(_socketPath); // left by a previous server; we hold the server lock
         _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         _socket.Bind(new UnixDomainSocketEndPoint(_socketPath));
+        // The drop helpers of other users pull it too: the queue directory (0700, or 0710 to the
+        // maildrop group of a system queue) decides who reaches the socket, not its own mode.
+        File.SetUnixFileMode(_socketPath, (UnixFileMode)0x1b6 /* 0666 */);
         _loop = Task.Run(SocketLoopAsync);
     }
 
@@ -115,8 +105,20 @@ public sealed class QueueTriggerListener : IAsyncDisposable
     public bool TakeFlushRequest() => Interlocked.Exchange(ref _flush, 0) == 1;
     private int _flush;
 
+    /// <summary>Completes when a drop helper said it left a message in the maildrop since the last call returned.</summary>
+    /// <returns>False when <paramref name="timeout"/> passed first.</returns>
+    public Task<bool> WaitForDropAsync(TimeSpan timeout, CancellationToken cancellationToken = default) => _pickup.WaitAsync(timeout, cancellationToken);
+
     private void Signal(int pulse)
     {
+        if (pulse == DropFile.PickupPulse)
+        {
+            lock (_pickup)
+            {
+                if (_pickup.CurrentCount == 0) _pickup.Release();
+            }
+            return;
+        }
         if (pulse == FlushByte) Volatile.Write(ref _flush, 1);
         Interlocked.Increment(ref _pulls);
         lock (_signal)

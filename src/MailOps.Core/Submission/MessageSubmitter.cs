@@ -193,6 +193,10 @@ public static class MessageSubmitter
             var line = TrimEol(segment.Bytes.Span);
             if (line.IndexOf((byte)0) >= 0)
                 throw new SubmissionException(SubmissionErrorKind.BadMessage, $"Line {lineNumber} contains a NUL octet: not an RFC 5322 message.");
+            // A CR that ends no line is how header injection slips a field past a program that
+            // splits on CRLF only (a Bcc: inside a Subject:); RFC 5322 allows CR only before LF.
+            if (line.IndexOf((byte)'\r') >= 0)
+                throw new SubmissionException(SubmissionErrorKind.BadMessage, $"Header line {lineNumber} contains a bare CR: not an RFC 5322 header.");
             if (line.Length == 0) return block; // the blank line between header and body
             if (lineNumber == 1 && line.StartsWith("From "u8)) continue; // an mbox separator, as sendmail strips it
 

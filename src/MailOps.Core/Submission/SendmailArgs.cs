@@ -1,11 +1,14 @@
-namespace MailOps.Cli;
+namespace MailOps.Core.Submission;
+
+/// <summary>The sendmail command line is wrong (exit 64). Kept free of dependencies: the maildrop helper compiles this file too.</summary>
+public sealed class SendmailUsageException(string message) : Exception(message);
 
 /// <summary>
 /// The sendmail command line, as PHP's mail() (<c>sendmail -t -i</c>), cron
 /// (<c>sendmail -FCronDaemon -i -B8BITMIME -oem user</c>) and most scripts use it. Option values
 /// may be attached (<c>-fuser@x</c>) or separate (<c>-f user@x</c>), as with getopt.
 /// </summary>
-internal sealed class SendmailArgs
+public sealed class SendmailArgs
 {
     public string? Sender { get; private set; }
     public string? FullName { get; private set; }
@@ -24,7 +27,7 @@ internal sealed class SendmailArgs
         {
             if (attached.Length > 0) return attached;
             if (++i < args.Count) return args[i];
-            throw CliException.Usage($"option {option} needs a value.");
+            throw new SendmailUsageException($"option {option} needs a value.");
         }
 
         for (; i < args.Count; i++)
@@ -44,7 +47,7 @@ internal sealed class SendmailArgs
                 case 'o':
                     // -oi is -i; every other -oX (-oem, -odi, -oQ...) is a sendmail.cf setting with no meaning here.
                     if (rest == "i") result.IgnoreDots = true;
-                    else if (rest.Length == 0) throw CliException.Usage("option -o needs a letter.");
+                    else if (rest.Length == 0) throw new SendmailUsageException("option -o needs a letter.");
                     break;
                 case 'B': case 'N': case 'R': case 'V': case 'L': NextValue(arg, rest); break; // body type, DSN, log tag: accepted, not needed
                 case 'v': case 'm': case 'n': break;
@@ -54,11 +57,11 @@ internal sealed class SendmailArgs
                     {
                         case "m": break;
                         case "p": result.ListQueue = true; break;
-                        default: throw CliException.Usage($"mode -b{rest} is not supported (only -bm and -bp).");
+                        default: throw new SendmailUsageException($"mode -b{rest} is not supported (only -bm and -bp).");
                     }
                     break;
                 default:
-                    throw CliException.Usage($"unsupported option {arg}.");
+                    throw new SendmailUsageException($"unsupported option {arg}.");
             }
         }
         for (; i < args.Count; i++)
@@ -69,6 +72,6 @@ internal sealed class SendmailArgs
 
     private static void RequireNoValue(string arg, string rest)
     {
-        if (rest.Length > 0) throw CliException.Usage($"unsupported option {arg}.");
+        if (rest.Length > 0) throw new SendmailUsageException($"unsupported option {arg}.");
     }
 }
