@@ -63,6 +63,7 @@ inject() {   # $1 = mo|pf ; prints msg/s
         ( for i in $(seq "$per"); do message "$u-$i" | ${kind}_sendmail -t -i; done ) &
     done
     wait
+    local handed=$(now)
     local deadline=$(( $(date +%s) + TIMEOUT )) count
     while :; do
         if [ "$kind" = mo ]; then count=$(( $(mo_queued) - base )); else count=$(( $(pf_queue_count) - base - $(find "$PF_QUEUE/maildrop" -type f | wc -l) )); fi
@@ -71,7 +72,7 @@ inject() {   # $1 = mo|pf ; prints msg/s
         sleep 0.05
     done
     end=$(now)
-    awk -v n=$((per * U)) -v ns=$((end - start)) 'BEGIN { printf "%.0f msg/s (%d in %.2f s)\n", n / (ns / 1e9), n, ns / 1e9 }'
+    awk -v n=$((per * U)) -v ns=$((end - start)) -v hs=$((handed - start)) 'BEGIN { printf "%.0f msg/s (%d in %.2f s; the last sendmail exited at %.2f s)\n", n / (ns / 1e9), n, ns / 1e9, hs / 1e9 }'
 }
 echo "mailops  $(inject mo)"
 echo "postfix  $(inject pf)"

@@ -74,14 +74,23 @@ internal static partial class Program
     private static void Drop(string queue, string[] args, bool dotEndsInput)
     {
         string directory = Path.Combine(queue, DropFile.DirectoryName);
-        string name = DropFile.NewName(DateTimeOffset.UtcNow);
-        string temporary = Path.Combine(directory, "." + name), final = Path.Combine(directory, name);
         const UnixFileMode Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
         FileStream file;
+        string temporary, final;
         try
         {
-            // CreateNew is O_CREAT|O_EXCL: it never follows or reuses anything already there.
-            file = new FileStream(temporary, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = Mode });
+            for (int attempt = 0; ; attempt++)
+            {
+                string name = DropFile.NewName(DateTimeOffset.UtcNow);
+                (temporary, final) = (Path.Combine(directory, "." + name), Path.Combine(directory, name));
+                try
+                {
+                    // CreateNew is O_CREAT|O_EXCL: it never follows or reuses anything already there.
+                    file = new FileStream(temporary, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = Mode });
+                    break;
+                }
+                catch (IOException) when (attempt < 3 && File.Exists(temporary)) { } // a clash of names: another one
+            }
         }
         catch (DirectoryNotFoundException)
         {
@@ -100,11 +109,12 @@ internal static partial class Program
                 file.Write(DropFile.Header(DropFile.SendmailMode, args));
                 long length = CopyStdin(file, dotEndsInput);
                 file.Write(DropFile.Trailer(length));
-                file.Flush(flushToDisk: true);
                 File.Move(temporary, final, overwrite: true); // rename(2); the name is new
                 renamed = true;
-                // On a journaling file system (ext4, xfs) this commits the rename too; the helper
-                // cannot open the maildrop itself to sync it (the group may write, not list).
+                // One sync for the data and the name: on a journaling file system (ext4, xfs) an
+                // fsync commits the rename too (the helper cannot open the maildrop to sync it:
+                // the group may write there, not list). Should the machine stop before it, the
+                // drop is cut short and the pickup refuses it; sendmail had not said 0 then.
                 file.Flush(flushToDisk: true);
             }
         }

@@ -107,7 +107,7 @@ public sealed class SubmitMailMessageCommand : ComposeMailCommand
 
     private void Submit(string target, Func<MessageContent> content)
     {
-        if (!ShouldProcess(target, $"Submit to the queue at {_store?.QueuePath ?? _maildropQueue}")) return;
+        if (!ShouldProcess(target, _store is not null ? $"Submit to the queue at {_store.QueuePath}" : $"Hand to the maildrop of {_maildropQueue}")) return;
         var config = _config!;
         try
         {

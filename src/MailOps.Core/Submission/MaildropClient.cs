@@ -22,9 +22,13 @@ public static class MaildropClient
     public static bool MustUseMaildrop(string queuePath) =>
         OperatingSystem.IsLinux() && Posix.LStat(queuePath) is { } facts && facts.Owner != Posix.EffectiveUserId;
 
-    /// <summary>The drop helper: beside this program (an installation), else where install puts it.</summary>
+    /// <summary>Names the drop helper to run instead of the installed one (a build's, in tests).</summary>
+    public const string HelperVariable = "MAILOPS_DROP_HELPER";
+
+    /// <summary>The drop helper: $MAILOPS_DROP_HELPER, else beside this program (an installation), else where install puts it.</summary>
     public static string? FindHelper()
     {
+        if (Environment.GetEnvironmentVariable(HelperVariable) is { Length: > 0 } chosen) return chosen;
         foreach (var candidate in new[] { Path.Combine(AppContext.BaseDirectory, "mailops-drop"), InstalledHelper })
             if (File.Exists(candidate)) return candidate;
         return null;
@@ -34,6 +38,7 @@ public static class MaildropClient
     /// <exception cref="SubmissionException">The helper refused (Usage) or could not hand it in (Temporary).</exception>
     public static async Task SubmitAsync(string queuePath, IReadOnlyList<string> sendmailArgs, Stream message, CancellationToken cancellationToken = default)
     {
+        CheckAddresses(sendmailArgs);
         string helper = FindHelper() ?? throw new SubmissionException(SubmissionErrorKind.Temporary,
             $"The queue at {queuePath} belongs to another user and no drop helper (mailops-drop) is installed to hand mail to it.");
         var start = new ProcessStartInfo(helper) { RedirectStandardInput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -58,6 +63,27 @@ public static class MaildropClient
         if (process.ExitCode != 0)
             throw new SubmissionException(process.ExitCode == 64 ? SubmissionErrorKind.Usage : SubmissionErrorKind.Temporary,
                 error.Length > 0 ? error : $"{helper} exited with {process.ExitCode}.");
+    }
+
+    /// <summary>
+    /// The pickup checks everything again, but a caller here can still be told at once: an address
+    /// that cannot be right is a usage error now, not a refused drop in the server's log later.
+    /// </summary>
+    private static void CheckAddresses(IReadOnlyList<string> sendmailArgs)
+    {
+        SendmailArgs parsed;
+        try
+        {
+            parsed = SendmailArgs.Parse(sendmailArgs);
+        }
+        catch (SendmailUsageException ex)
+        {
+            throw new SubmissionException(SubmissionErrorKind.Usage, ex.Message, ex);
+        }
+        var addresses = parsed.Sender is { } sender && sender.Trim() is not ("" or "<>") ? parsed.Recipients.Prepend(sender) : parsed.Recipients;
+        foreach (var address in addresses)
+            if (!Addressing.EnvelopeAddress.TryParseCompleting(address, "localhost", null, out _, out var error))
+                throw new SubmissionException(SubmissionErrorKind.Usage, $"Bad address '{address}': {error}.");
     }
 
     /// <summary>mailq for a queue this user may not read: the helper asks the server (its showq) and prints the table.</summary>
