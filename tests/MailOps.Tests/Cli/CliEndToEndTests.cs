@@ -181,13 +181,25 @@ public class CliEndToEndTests : IDisposable
     }
 
     [Fact]
-    public async Task Serve_is_woken_by_a_submit_from_another_process_and_stops_on_sigterm()
+    public async Task Serve_is_woken_by_a_submit_from_another_process_and_stops_on_sigterm_telling_systemd()
     {
         // No DNS here: lookups fail at once (a closed port), so the delivery attempt defers quickly.
         string config = Path.Combine(_q.Root, "config.json");
         await File.WriteAllTextAsync(config, """{ "DnsServers": ["127.0.0.1:9"] }""");
+        // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
+        string notifyPath = Path.Combine(_q.Root, "notify");
+        using var notify = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+        notify.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(notifyPath));
+        async Task<string> NextNotification()
+        {
+            var buffer = new byte[512];
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            int n = await notify.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, cts.Token);
+            return System.Text.Encoding.UTF8.GetString(buffer, 0, n);
+        }
+        var ready = NextNotification();
         using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--config", config, "--queue", _q.QueuePath, "--listen", "127.0.0.1:0"],
-            new Dictionary<string, string?> { ["MAILOPS_LOG"] = "debug" }))!;
+            new Dictionary<string, string?> { ["MAILOPS_LOG"] = "debug", ["NOTIFY_SOCKET"] = notifyPath }))!;
         var stderr = new List<string>();
         var woken = new TaskCompletionSource();
         var serving = new TaskCompletionSource();
@@ -204,6 +216,9 @@ public class CliEndToEndTests : IDisposable
         try
         {
             Assert.True(await Task.WhenAny(serving.Task, Task.Delay(30_000)) == serving.Task, "serve did not start: " + string.Join('\n', stderr));
+            string readyMessage = await ready;
+            Assert.Contains("READY=1", readyMessage);
+            Assert.Contains($"MAINPID={serve.Id}", readyMessage);
 
             var second = await Mailops(null, "serve");
             Assert.Equal(75, second.ExitCode);
@@ -214,8 +229,10 @@ public class CliEndToEndTests : IDisposable
         }
         finally
         {
+            var stoppingNotice = NextNotification();
             Process.Start("kill", ["-TERM", serve.Id.ToString()])!.WaitForExit();
             Assert.True(serve.WaitForExit(15_000));
+            Assert.Contains("STOPPING=1", await stoppingNotice);
         }
         Assert.Equal(0, serve.ExitCode);
         // Not WaitForExit(): the test host may keep the pipe's other end open, so EOF is not a signal here.

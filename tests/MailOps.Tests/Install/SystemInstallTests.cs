@@ -99,7 +99,7 @@ public sealed class SystemInstallation : IDisposable
         }
     }
 
-    public static ProcessResult Run(string program, params string[] args) =>
+    public static ProcessResult Run(string program, params IEnumerable<string> args) =>
         Programs.RunAsync(program, args, null, null, TimeSpan.FromSeconds(120)).GetAwaiter().GetResult();
 
     public static ProcessResult RunAs(string user, string stdin, string program, params string[] args) =>
@@ -239,6 +239,32 @@ public sealed class SystemInstallTests(SystemInstallation install) : IClassFixtu
         Assert.Contains("NoNewPrivileges=yes", unit);
         var verify = SystemInstallation.Run("systemd-analyze", "verify", install.Unit);
         Assert.True(verify.ExitCode == 0, verify.ToString());
+    }
+
+    [SystemInstallFact]
+    public void Uninstall_keeps_the_queue_and_configuration_and_purge_removes_them_and_the_accounts()
+    {
+        using var scratch = new SystemInstallation();
+        string mailops = Path.Combine(SystemInstallation.Published!, "mailops");
+        string[] who = ["--root", scratch.Root, "--user", scratch.Account, "--drop-group", scratch.Account + "-drop"];
+        Assert.True(new FileInfo(scratch.Sendmail).LinkTarget is not null);
+        Assert.Equal(0, SystemInstallation.Run(mailops, ["install", .. who]).ExitCode); // again: an upgrade in place
+
+        var kept = SystemInstallation.Run(mailops, ["uninstall", .. who]);
+        Assert.True(kept.ExitCode == 0, kept.ToString());
+        Assert.False(File.Exists(scratch.Sendmail) || new FileInfo(scratch.Sendmail).LinkTarget is not null);
+        Assert.False(Directory.Exists(scratch.Lib));
+        Assert.False(File.Exists(scratch.Unit));
+        Assert.True(Directory.Exists(Path.Combine(scratch.Queue, DropFile.DirectoryName)));
+        Assert.True(File.Exists(scratch.Config));
+        Assert.Equal(0, SystemInstallation.Run("getent", "passwd", scratch.Account).ExitCode);
+
+        var purged = SystemInstallation.Run(mailops, ["uninstall", "--purge", .. who]);
+        Assert.True(purged.ExitCode == 0, purged.ToString());
+        Assert.False(Directory.Exists(scratch.Queue));
+        Assert.False(File.Exists(scratch.Config));
+        Assert.NotEqual(0, SystemInstallation.Run("getent", "passwd", scratch.Account).ExitCode);
+        Assert.NotEqual(0, SystemInstallation.Run("getent", "group", scratch.Account + "-drop").ExitCode);
     }
 
     private async Task WaitForDelivered(IReadOnlyList<string> subjects, TimeSpan within)
