@@ -43,19 +43,8 @@ internal static class SubmitCommands
         var (config, queuePath) = QueueLocation.Load(a.ConfigPath, null, client: true);
         if (a.ListQueue) return QueueCommands.List(["--queue", queuePath], Console.Out);
         if (MaildropClient.MustUseMaildrop(queuePath)) return await DropStdinAsync(queuePath, args, cancellationToken);
-        return await EnqueueStdinAsync(config, queuePath, new SubmissionRequest
-        {
-            Sender = a.Sender,
-            FullName = a.FullName,
-            Recipients = a.Recipients,
-            RecipientsFromHeaders = a.ExtractRecipients,
-            DotEndsInput = !a.IgnoreDots,
-            Origin = MessageOrigin.Sendmail,
-            HostName = config.HostName,
-            DefaultDomain = config.EffectiveDefaultDomain,
-            PlusDomain = config.PlusDomain,
-            MaxMessageSize = config.MaxMessageSize,
-        }, printId: false, cancellationToken); // sendmail is silent on success, as callers expect
+        return await EnqueueStdinAsync(config, queuePath, SubmissionRequest.FromSendmail(a, config, Environment.UserName),
+            printId: false, cancellationToken); // sendmail is silent on success, as callers expect
     }
 
     /// <summary>A queue this user may not write: through its maildrop (the server queues it; there is no id yet).</summary>

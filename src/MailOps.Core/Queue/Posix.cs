@@ -20,6 +20,9 @@ public static partial class Posix
     /// <summary>lstat: the entry itself, never what a symbolic link points at. Null when it is gone.</summary>
     public static FileFacts? LStat(string path) => Statx(AtFdCwd, path, AtSymlinkNoFollow);
 
+    /// <summary>stat: what a symbolic link points at. Null when it is gone.</summary>
+    public static FileFacts? Stat(string path) => Statx(AtFdCwd, path, 0);
+
     /// <summary>fstat of an open file.</summary>
     public static FileFacts? FStat(SafeFileHandle handle)
     {
@@ -70,7 +73,7 @@ public static partial class Posix
     /// <exception cref="UnauthorizedAccessException">The switch failed.</exception>
     public static unsafe void ActAsOwnerOf(string queuePath)
     {
-        if (EffectiveUserId != 0 || LStat(queuePath) is not { Owner: > 0 and var uid }) return;
+        if (EffectiveUserId != 0 || Stat(queuePath) is not { Owner: > 0 and var uid }) return;
         byte* passwd = stackalloc byte[64];
         var buffer = new byte[16 * 1024];
         fixed (byte* b = buffer)

@@ -20,7 +20,7 @@ public static class MaildropClient
     /// root's, which the server could not read).
     /// </summary>
     public static bool MustUseMaildrop(string queuePath) =>
-        OperatingSystem.IsLinux() && Posix.LStat(queuePath) is { } facts && facts.Owner != Posix.EffectiveUserId;
+        OperatingSystem.IsLinux() && Posix.Stat(queuePath) is { } facts && facts.Owner != Posix.EffectiveUserId;
 
     /// <summary>Names the drop helper to run instead of the installed one (a build's, in tests).</summary>
     public const string HelperVariable = "MAILOPS_DROP_HELPER";

@@ -68,7 +68,15 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
         int queued = 0;
         await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = Concurrency, CancellationToken = cancellationToken }, async (name, ct) =>
         {
-            if (await PickUpAsync(name!, ct).ConfigureAwait(false) == PickupOutcome.Queued) Interlocked.Increment(ref queued);
+            try
+            {
+                if (await PickUpAsync(name!, ct).ConfigureAwait(false) == PickupOutcome.Queued) Interlocked.Increment(ref queued);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // One drop that cannot be handled now (nor moved aside) holds up none of the others.
+                log.LogError("maildrop: cannot take {Name} now: {Error}", name, ex.Message);
+            }
         }).ConfigureAwait(false);
         return queued;
     }
@@ -101,6 +109,11 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
             file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1);
         }
         catch (FileNotFoundException) { return PickupOutcome.Gone; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Not made by the helper (it leaves drops readable to the server): aside, so it blocks nothing.
+            return Reject(path, facts, "cannot be read: " + ex.Message);
+        }
         string user;
         string? error;
         SubmissionRequest request;
@@ -166,21 +179,7 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
             return (null!, 0, 0, "bad sendmail command line: " + ex.Message);
         }
         if (args.ListQueue) return (null!, 0, 0, "a queue listing (-bp), not a message");
-        var request = new SubmissionRequest
-        {
-            Sender = args.Sender,
-            FullName = args.FullName,
-            Recipients = args.Recipients,
-            RecipientsFromHeaders = args.ExtractRecipients,
-            DotEndsInput = !args.IgnoreDots,
-            Origin = MessageOrigin.Sendmail,
-            HostName = config.HostName,
-            DefaultDomain = config.EffectiveDefaultDomain,
-            PlusDomain = config.PlusDomain,
-            MaxMessageSize = config.MaxMessageSize,
-            UserName = user,
-        };
-        return (request, h.Length, bodyLength, null);
+        return (SubmissionRequest.FromSendmail(args, config, user), h.Length, bodyLength, null);
     }
 
     private PickupOutcome Reject(string path, FileFacts facts, string reason, string? user = null)

@@ -40,6 +40,22 @@ public sealed class SubmissionRequest
     public string? PlusDomain { get; init; }
     public string UserName { get; init; } = Environment.UserName;
     public long MaxMessageSize { get; init; } = 35L * 1024 * 1024;
+
+    /// <summary>A sendmail command line, by <paramref name="userName"/>, for a queue configured by <paramref name="config"/>.</summary>
+    public static SubmissionRequest FromSendmail(SendmailArgs args, Config.MailOpsConfig config, string userName) => new()
+    {
+        Sender = args.Sender,
+        FullName = args.FullName,
+        Recipients = args.Recipients,
+        RecipientsFromHeaders = args.ExtractRecipients,
+        DotEndsInput = !args.IgnoreDots,
+        Origin = MessageOrigin.Sendmail,
+        HostName = config.HostName,
+        DefaultDomain = config.EffectiveDefaultDomain,
+        PlusDomain = config.PlusDomain,
+        MaxMessageSize = config.MaxMessageSize,
+        UserName = userName,
+    };
 }
 
 /// <summary>
