@@ -207,6 +207,42 @@ public sealed class SystemInstallTests(SystemInstallation install) : IClassFixtu
     }
 
     [SystemInstallFact]
+    public async Task Hostile_drops_in_a_running_servers_maildrop_are_refused_and_it_keeps_serving()
+    {
+        using var users = new TestUsers(1);
+        using var server = install.StartServer();
+        string maildrop = Path.Combine(install.Queue, DropFile.DirectoryName);
+        string rejected = Path.Combine(install.Queue, "maildrop-rejected");
+        string Name() => DropFile.NewName(DateTimeOffset.UtcNow);
+        // Planted as only root (or the service account) could: the helper writes nothing like them.
+        string empty = Name(), cut = Name(), link = Name(), forged = Name();
+        File.WriteAllBytes(Path.Combine(maildrop, empty), []);
+        File.WriteAllBytes(Path.Combine(maildrop, cut), [.. DropFile.Header(DropFile.SendmailMode, ["-i", "root@localhost"]), .. "Subject: cut\n\nhal"u8]);
+        File.CreateSymbolicLink(Path.Combine(maildrop, link), install.Config);
+        using (var f = File.Create(Path.Combine(maildrop, forged))) f.SetLength(64L * 1024 * 1024); // over the default MaxMessageSize
+        // A user's own attempt at header injection comes through the real sendmail.
+        var injection = SystemInstallation.RunAs(users.Names[0], "To: root@localhost\nSubject: hi\rBcc: victim@example.net\n\nbody\n", install.Sendmail, "-t", "-i");
+        Assert.True(injection.ExitCode == 0, injection.ToString()); // handed in; the pickup judges it
+        var good = SystemInstallation.RunAs(users.Names[0], "To: root@localhost\nSubject: after-hostile\n\nfine\n", install.Sendmail, "-t", "-i");
+        Assert.True(good.ExitCode == 0, good.ToString());
+
+        await WaitForDelivered(["after-hostile"], TimeSpan.FromSeconds(10));
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); Directory.GetFileSystemEntries(maildrop).Length > 0 && DateTime.UtcNow < deadline;)
+            await Task.Delay(50);
+        var reasons = Directory.GetFiles(rejected, "*.reason").Select(File.ReadAllText).ToList();
+        Assert.Equal(5, reasons.Count);
+        Assert.Contains(reasons, r => r.Contains("too short"));
+        Assert.Contains(reasons, r => r.Contains("truncated"));
+        Assert.Contains(reasons, r => r.Contains("symbolic link"));
+        Assert.Contains(reasons, r => r.Contains("over MaxMessageSize"));
+        Assert.Contains(reasons, r => r.Contains("bare CR") && r.Contains(users.Names[0]));
+        Assert.Empty(Directory.GetFileSystemEntries(maildrop));
+        Assert.True(new FileInfo(install.Config).Length > 0); // the link's target untouched
+        Assert.True(server.Running);
+        Assert.Contains(server.Log, l => l.Contains("maildrop: refused"));
+    }
+
+    [SystemInstallFact]
     public async Task Twenty_users_times_ten_messages_at_once_are_all_delivered_once()
     {
         using var users = new TestUsers(20);
