@@ -13,7 +13,7 @@ internal static class ServeCommand
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
         var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname", "--local-domain", "--relay-domain", "--mailbox",
-            "--relay-client", "--maildir-root", "--smarthost", "--dns-server", "--remote-port", "--default-domain", "--max-message-size"],
+            "--relay-client", "--maildir-root", "--smarthost", "--smarthost-tls", "--dns-server", "--remote-port", "--default-domain", "--max-message-size"],
             ["--no-delivery", "--hold-incoming", "--no-tls"]);
         var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
         QueueLocation.ActAsOwnerOf(queuePath); // root serving a system queue serves it as its account
@@ -30,6 +30,9 @@ internal static class ServeCommand
             RelayClients = List("--relay-client"),
             MaildirRoot = a.Value("--maildir-root") is { } root ? Path.GetFullPath(root) : null,
             SmartHost = a.Value("--smarthost"),
+            SmartHostTls = a.Value("--smarthost-tls") is { } mode
+                ? Enum.TryParse<TransportTls>(mode, ignoreCase: true, out var tls) && Enum.IsDefined(tls) ? tls : throw CliException.Usage($"--smarthost-tls must be one of {string.Join(", ", Enum.GetNames<TransportTls>())}.")
+                : null,
             DnsServers = List("--dns-server"),
             RemotePort = Int("--remote-port"),
             DefaultDomain = a.Value("--default-domain"),

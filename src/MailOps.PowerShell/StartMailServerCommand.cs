@@ -34,6 +34,10 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
     [Parameter] [ValidateNotNullOrEmpty] public string[]? RelayClient { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] public string? MaildirRoot { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] public string? SmartHost { get; set; }
+    /// <summary>How the smart host is reached: Opportunistic (default), Required (STARTTLS, verified), Implicit (port 465), None.</summary>
+    [Parameter] public TransportTls? SmartHostTls { get; set; }
+    /// <summary>The smart host's AUTH user and password, kept in memory only; sent over TLS only.</summary>
+    [Parameter] [Credential] [ValidateNotNull] public PSCredential? SmartHostCredential { get; set; }
     /// <summary>Domain = host[:port].</summary>
     [Parameter] [ValidateNotNull] public IDictionary? Route { get; set; }
     [Parameter] [ValidateRange(1, 65535)] public int? RemotePort { get; set; }
@@ -137,6 +141,8 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         RelayClients = RelayClient,
         MaildirRoot = MaildirRoot is null ? null : GetUnresolvedProviderPathFromPSPath(MaildirRoot),
         SmartHost = SmartHost,
+        SmartHostTls = SmartHostTls,
+        SmartHostCredential = SmartHostCredential?.GetNetworkCredential(),
         Routes = Route is null ? null : Map(Route, v => v.ToString() ?? ""),
         RemotePort = RemotePort,
         DnsServers = DnsServer,

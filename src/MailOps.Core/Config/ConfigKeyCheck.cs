@@ -53,6 +53,11 @@ internal static class ConfigKeyCheck
                         {
                             string where = $"line {LineOf(lineStarts, reader.TokenStartIndex)}";
                             string? guess = Closest(name, Known(owner).Select(p => p.Name));
+                            if (owner == typeof(TransportSettings) && name.ToLowerInvariant() is "password" or "user" or "username")
+                            {
+                                problems.Add($"{where}: '{name}': credentials never sit in the configuration; put user:password in a file only its owner can read and name it in CredentialsFile");
+                                break;
+                            }
                             problems.Add($"{where}: unknown key '{name}'{(owner == typeof(MailOpsConfig) ? "" : $" in {owner.Name.Replace("Settings", "")}")}" +
                                          (guess is null ? "" : $" (did you mean '{guess}'?)"));
                             break;

@@ -20,6 +20,10 @@ public sealed class ConfigOverrides
     public IReadOnlyList<string>? RelayClients { get; set; }
     public string? MaildirRoot { get; set; }
     public string? SmartHost { get; set; }
+    /// <summary>The smart host's TLS mode (on the SmartHost given here or in the file).</summary>
+    public TransportTls? SmartHostTls { get; set; }
+    /// <summary>The smart host's AUTH credential, held in memory only (Start-MailServer -SmartHostCredential).</summary>
+    public System.Net.NetworkCredential? SmartHostCredential { get; set; }
     public IReadOnlyDictionary<string, string>? Routes { get; set; }
     public int? RemotePort { get; set; }
     public IReadOnlyList<string>? DnsServers { get; set; }
@@ -52,7 +56,11 @@ public sealed class ConfigOverrides
         if (RelayClients is not null) config.RelayClients = RelayClients.ToList();
         if (MaildirRoot is not null) config.MaildirRoot = MaildirRoot;
         if (SmartHost is not null) config.SmartHost = SmartHost;
-        if (Routes is not null) config.Routes = new(Routes, StringComparer.OrdinalIgnoreCase);
+        if ((SmartHostTls is not null || SmartHostCredential is not null) && config.SmartHost is null)
+            throw new ConfigException("a smart host's TLS mode or credential was given, and no SmartHost.");
+        if (SmartHostTls is { } smartTls) config.SmartHost!.Tls = smartTls;
+        if (SmartHostCredential is not null) config.SmartHost!.Credential = SmartHostCredential;
+        if (Routes is not null) config.Routes = Routes.ToDictionary(r => r.Key, r => (TransportSettings)r.Value, StringComparer.OrdinalIgnoreCase);
         if (RemotePort is { } port) config.RemotePort = port;
         if (DnsServers is not null) config.DnsServers = DnsServers.ToList();
         if (ConcurrencyRemote is { } remote) config.ConcurrencyRemote = remote;

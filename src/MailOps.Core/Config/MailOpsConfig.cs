@@ -36,8 +36,10 @@ public sealed class MailOpsConfig
     public List<string> Listen { get; set; } = ["127.0.0.1:2525"];
     public string? QueuePath { get; set; }
     public string? MaildirRoot { get; set; }
-    public string? SmartHost { get; set; }
-    public Dictionary<string, string> Routes { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public TransportSettings? SmartHost { get; set; }
+    public Dictionary<string, TransportSettings> Routes { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>A PEM file of CA certificates trusted, besides the system's, to verify Required and Implicit TLS transports (a private relay's CA).</summary>
+    public string? TlsTrustAnchors { get; set; }
     public int RemotePort { get; set; } = 25;
     public List<string> DnsServers { get; set; } = [];
     public int ConcurrencyRemote { get; set; } = 20;
@@ -177,10 +179,11 @@ public sealed class MailOpsConfig
             Require(Dns.DnsEndpoint.TryParse(server, out _), $"DnsServers: '{server}' is not an address with an optional port (1.2.3.4, 1.2.3.4:53, [::1]:53).");
         foreach (var (domain, folder) in VirtualDomains)
             Require(Local.LocalMailboxes.IsSafeFolder(folder), $"VirtualDomains: '{folder}' for {domain} is not a folder under MaildirRoot (relative, no '..' or leading dot, no '\\').");
-        foreach (var (domain, host) in Routes)
-            Require(Delivery.Remote.HostAndPort.TryParse(host, RemotePort, out _), $"Routes: '{host}' for {domain} is not host[:port].");
-        if (SmartHost is not null)
-            Require(Delivery.Remote.HostAndPort.TryParse(SmartHost, RemotePort, out _), $"SmartHost: '{SmartHost}' is not host[:port].");
+        foreach (var (domain, transport) in Routes)
+            if (transport.Check(RemotePort) is { } problem) Require(false, $"Routes: {domain}: {problem}.");
+        if (SmartHost?.Check(RemotePort) is { } smartProblem) Require(false, $"SmartHost: {smartProblem}.");
+        if (TlsTrustAnchors is not null)
+            Require(File.Exists(TlsTrustAnchors), $"TlsTrustAnchors: {TlsTrustAnchors} does not exist.");
         Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");

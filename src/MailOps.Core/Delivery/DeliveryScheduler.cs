@@ -81,7 +81,9 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         MaildirRoot = maildir.Root;
         _local = new LocalCourier(config, store, maildir, _clock, _log);
         Router = new MxRouter(config, options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), options.OwnEndpoints);
-        _remoteCouriers = options.RemoteCouriers ?? (() => new RemoteCourier(Router, _config.HostName, _clock));
+        var trustAnchors = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+        if (_config.TlsTrustAnchors is { } anchors) trustAnchors.ImportFromPemFile(anchors);
+        _remoteCouriers = options.RemoteCouriers ?? (() => new RemoteCourier(Router, _config.HostName, _clock, trustAnchors));
     }
 
     public MxRouter Router { get; }
@@ -178,6 +180,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         public Queue<string> Jobs { get; } = new();
         public int Running { get; set; }
         public int Window { get; set; } = window;
+        /// <summary>How far <see cref="Window"/> may rise: ConcurrencyPerDomainMax, or the transport's MaxConnections.</summary>
+        public int MaxWindow { get; init; }
         /// <summary>Up once a connection succeeded; until then (and while down) only one worker probes.</summary>
         public bool Up { get; set; } = local;
         public DateTimeOffset? DownUntil { get; set; }
@@ -253,9 +257,11 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         if (!_destinations.TryGetValue(destination, out var d))
         {
             bool local = destination == LocalKey;
-            _destinations[destination] = d = new Destination(destination, local, local ? _config.ConcurrencyLocal : _config.ConcurrencyPerDomain)
+            int? max = local ? null : Router.MaxConnectionsOf(destination);
+            _destinations[destination] = d = new Destination(destination, local, local ? _config.ConcurrencyLocal : Math.Min(_config.ConcurrencyPerDomain, max ?? int.MaxValue))
             {
                 Backoff = _config.DestinationBackoff,
+                MaxWindow = max ?? _config.ConcurrencyPerDomainMax,
             };
         }
         d.Jobs.Enqueue(id);
@@ -343,7 +349,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                             if (!d.Up) _log.LogInformation(DeliveryEvents.DestinationUp, "destination {Destination} is reachable", d.Key);
                             d.Up = true;
                             d.Backoff = _config.DestinationBackoff;
-                            if (d.Window < _config.ConcurrencyPerDomainMax) d.Window++;
+                            if (d.Window < d.MaxWindow) d.Window++;
                         }
                         if (!_stopping.IsCancellationRequested && d.DownUntil is null && d.Jobs.Count > 0) id = d.Jobs.Dequeue();
                     }

@@ -13,6 +13,38 @@ namespace MailOps.Core.Delivery.Remote;
 /// </summary>
 internal sealed class DeliveryClient : SmtpClient
 {
+    private readonly LastReply _replies;
+
+    public DeliveryClient() : this(new LastReply()) { }
+
+    private DeliveryClient(LastReply replies) : base(replies) => _replies = replies;
+
+    /// <summary>The server's last reply line as it was sent ("535 5.7.8 Authentication credentials invalid"), for the journal.</summary>
+    public string LastServerReply => _replies.Line;
+
+    /// <summary>Keeps the last line the server sent; what the client sends (credentials among it) is never looked at.</summary>
+    private sealed class LastReply : IProtocolLogger
+    {
+        private string _pending = "";
+        public string Line { get; private set; } = "";
+        public IAuthenticationSecretDetector? AuthenticationSecretDetector { get; set; }
+        public void LogConnect(Uri uri) { }
+        public void LogClient(byte[] buffer, int offset, int count) { }
+
+        public void LogServer(byte[] buffer, int offset, int count)
+        {
+            string text = _pending + System.Text.Encoding.UTF8.GetString(buffer, offset, count);
+            int end = text.LastIndexOf('\n');
+            if (end < 0) { _pending = text.Length > 4096 ? "" : text; return; }
+            _pending = text[(end + 1)..];
+            var complete = text[..end].TrimEnd('\r');
+            int start = complete.LastIndexOf('\n');
+            Line = complete[(start + 1)..].Trim();
+        }
+
+        public void Dispose() { }
+    }
+
     private Envelope? _envelope;
     private Dictionary<string, EnvelopeRecipient> _recipients = new(StringComparer.OrdinalIgnoreCase);
 

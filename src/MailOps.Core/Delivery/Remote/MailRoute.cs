@@ -36,6 +36,8 @@ public sealed class MailRoute
     public string? Status { get; init; }
     /// <summary>Why the route failed, or notes such as MX hosts dropped because they are this server.</summary>
     public string? Reason { get; init; }
+    /// <summary>How to reach a Routes or SmartHost target (TLS mode, credentials, HELO); null for MX delivery.</summary>
+    public Config.TransportSettings? Transport { get; init; }
 
     internal static MailRoute Fail(string domain, string status, string reason) => new()
     {

@@ -45,6 +45,14 @@ public sealed class MxRouter
         return domain.ToLowerInvariant();
     }
 
+    /// <summary>The most connections a destination of <see cref="DestinationOf"/> may have: its transport's MaxConnections, else null.</summary>
+    public int? MaxConnectionsOf(string destination)
+    {
+        if (destination.StartsWith("smarthost:", StringComparison.Ordinal)) return _config.SmartHost?.MaxConnections;
+        if (!destination.StartsWith("route:", StringComparison.Ordinal)) return null;
+        return _config.Routes.Values.Where(t => "route:" + t == destination).Select(t => t.MaxConnections).FirstOrDefault();
+    }
+
     public async Task<MailRoute> RouteAsync(string domain, CancellationToken cancellationToken = default)
     {
         domain = domain.Trim().TrimEnd('.').ToLowerInvariant();
@@ -107,18 +115,20 @@ public sealed class MxRouter
         return new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = hosts, Reason = reason };
     }
 
-    private async Task<MailRoute> RouteToAsync(string domain, string target, string source, CancellationToken cancellationToken)
+    private async Task<MailRoute> RouteToAsync(string domain, TransportSettings target, string source, CancellationToken cancellationToken)
     {
-        string text = target.StartsWith('[') && target.EndsWith(']') && !target.Contains("]:") ? target[1..^1] : target;
-        if (!HostAndPort.TryParse(text, _config.RemotePort, out var hp))
-            return MailRoute.Fail(domain, "4.3.5", $"{source} '{target}' is not host[:port] (fix the configuration)");
+        var transport = target;
+        if (target.Host.StartsWith('[') && target.Host.EndsWith(']') && !target.Host.Contains("]:"))
+            transport = new TransportSettings { Host = target.Host[1..^1], Port = target.Port, Tls = target.Tls, Credential = target.Credential, CredentialsFile = target.CredentialsFile, HeloName = target.HeloName, SourceAddress = target.SourceAddress, MaxConnections = target.MaxConnections };
+        if (!transport.TryGetEndpoint(_config.RemotePort, out var hp))
+            return MailRoute.Fail(domain, "4.3.5", $"{source} '{target.Host}' is not host[:port] (fix the configuration)");
         var host = await ResolveHostAsync(hp.Host, 0, hp.Port, cancellationToken).ConfigureAwait(false);
         // A broken route is the operator's to fix: defer, never bounce.
         if (host.Addresses.Count == 0)
             return MailRoute.Fail(domain, "4.4.3", $"{source} host {hp.Host} has no address ({host.Error})");
         if (IsSelf(host))
             return MailRoute.Fail(domain, "5.4.6", $"{source} {hp} for {domain} is this server itself (mail loop)");
-        return new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = [host] };
+        return new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = [host], Transport = target };
     }
 
     /// <summary>A host's A and AAAA addresses (IPv4 first), or why it has none.</summary>

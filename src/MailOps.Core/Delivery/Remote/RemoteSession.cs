@@ -4,6 +4,9 @@ using System.Net.Sockets;
 using MailKit;
 using MailKit.Net.Smtp;
 using MailKit.Security;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using MailOps.Core.Config;
 using MailOps.Core.Queue;
 using MimeKit;
 using Envelope = MailOps.Core.Queue.Envelope;
@@ -18,8 +21,10 @@ internal sealed record RemoteAttempt(IReadOnlyList<RecipientResult> Results, IRe
 /// a route's hosts and addresses in order until one greets with 2xx (a refused connection, a
 /// timeout or a 4xx/5xx greeting moves on to the next), sends one message per transaction, and
 /// keeps the connection for the next message to the same host for a bounded time and count.
-/// TLS is opportunistic: STARTTLS when offered, any certificate accepted, and a failed handshake
-/// is retried in clear on the same address (Postfix's "may" level).
+/// TLS follows the route's transport (docs/configuration.md, "Transports"): by default opportunistic
+/// (STARTTLS when offered, any certificate accepted, a failed handshake retried in clear on the same
+/// address: Postfix's "may"); Required and Implicit verify the certificate and never fall back;
+/// credentials are sent over TLS only, and a refused AUTH defers 4.7.8, never bounces.
 /// </summary>
 internal sealed class RemoteSession : IAsyncDisposable
 {
@@ -30,23 +35,26 @@ internal sealed class RemoteSession : IAsyncDisposable
 
     private readonly string _helo;
     private readonly TimeProvider _clock;
+    private readonly X509Certificate2Collection _trustAnchors;
+    private TransportSettings? _transport;
     private DeliveryClient? _client;
     private RouteHost? _host;
     private IPEndPoint? _endpoint;
     private DateTimeOffset _opened;
     private int _messages;
 
-    public RemoteSession(string helo, TimeProvider clock)
+    public RemoteSession(string helo, TimeProvider clock, X509Certificate2Collection? trustAnchors = null)
     {
         _helo = helo;
         _clock = clock;
+        _trustAnchors = trustAnchors ?? [];
     }
 
     /// <summary>Sends one message to its due recipients over the route. Never throws for network or protocol failures.</summary>
     public async Task<RemoteAttempt> DeliverAsync(MailRoute route, Envelope envelope, IReadOnlyList<EnvelopeRecipient> recipients, Stream body, CancellationToken cancellationToken)
     {
         var events = new List<JournalEvent>();
-        if (_client is { IsConnected: true } && route.Hosts.Any(IsCurrentHost) && _messages < MaxMessagesPerConnection && _clock.GetUtcNow() - _opened < ReuseTime)
+        if (_client is { IsConnected: true } && ReferenceEquals(_transport, route.Transport) && route.Hosts.Any(IsCurrentHost) && _messages < MaxMessagesPerConnection && _clock.GetUtcNow() - _opened < ReuseTime)
         {
             var reused = await SendAsync(envelope, recipients, body, cancellationToken).ConfigureAwait(false);
             if (reused is not null) return new RemoteAttempt(reused, events, false);
@@ -54,91 +62,165 @@ internal sealed class RemoteSession : IAsyncDisposable
         }
         await CloseAsync().ConfigureAwait(false);
 
-        string lastError = "no host to try";
+        string lastError = "no host to try", status = "4.4.1";
         foreach (var host in route.Hosts)
         {
             if (host.Addresses.Count == 0) { lastError = $"{host.Name}: {host.Error}"; continue; }
             foreach (var address in host.Addresses)
             {
-                var error = await ConnectAsync(host, address, events, cancellationToken).ConfigureAwait(false);
-                if (error is not null) { lastError = $"{host.Name}[{address}]: {error}"; continue; }
+                var error = await ConnectAsync(host, address, route.Transport, events, cancellationToken).ConfigureAwait(false);
+                if (error is not null)
+                {
+                    lastError = $"{host.Name}[{address}]: {error.Value.Reason}";
+                    status = error.Value.Status ?? status;
+                    continue;
+                }
                 var results = await SendAsync(envelope, recipients, body, cancellationToken).ConfigureAwait(false);
                 if (results is not null) return new RemoteAttempt(results, events, false);
                 lastError = $"{host.Name}[{address}]: connection lost before the server answered MAIL FROM";
                 await CloseAsync().ConfigureAwait(false);
             }
         }
-        var failed = recipients.Select(r => RecipientResult.Local(r.Address, "4.4.1", $"no host of {route.Domain} accepted the mail; last: {lastError}")).ToList();
+        // A TLS or AUTH policy failure keeps its own 4.7.x: it defers, never bounces (Postfix's soft_bounce for AUTH).
+        var failed = recipients.Select(r => RecipientResult.Local(r.Address, status, $"no host of {route.Domain} accepted the mail; last: {lastError}")).ToList();
         return new RemoteAttempt(failed, events, DestinationFailed: true);
     }
 
     private bool IsCurrentHost(RouteHost h) =>
         _host is not null && _endpoint is not null && h.Port == _endpoint.Port && h.Name.Equals(_host.Name, StringComparison.OrdinalIgnoreCase) && h.Addresses.Contains(_endpoint.Address);
 
-    /// <summary>Null on success, else why this address failed (journaled in <paramref name="events"/>).</summary>
-    private async Task<string?> ConnectAsync(RouteHost host, IPAddress address, List<JournalEvent> events, CancellationToken cancellationToken)
+    /// <summary>Null on success, else why this address failed and, for a TLS or AUTH policy failure, its 4.7.x status (journaled in <paramref name="events"/>).</summary>
+    private async Task<(string Reason, string? Status)?> ConnectAsync(RouteHost host, IPAddress address, TransportSettings? transport, List<JournalEvent> events, CancellationToken cancellationToken)
     {
         var endpoint = new IPEndPoint(address, host.Port);
+        var mode = transport?.Tls ?? TransportTls.Opportunistic;
+        bool verify = mode is TransportTls.Required or TransportTls.Implicit;
         for (int pass = 0; pass < 2; pass++)
         {
-            bool tryTls = pass == 0;
+            var options = mode switch
+            {
+                TransportTls.None => SecureSocketOptions.None,
+                TransportTls.Required => SecureSocketOptions.StartTls,
+                TransportTls.Implicit => SecureSocketOptions.SslOnConnect,
+                _ => pass == 0 ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None,
+            };
             long started = Stopwatch.GetTimestamp();
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             var client = new DeliveryClient
             {
-                LocalDomain = _helo,
+                LocalDomain = transport?.HeloName ?? _helo,
                 Timeout = (int)CommandTimeout.TotalMilliseconds,
                 CheckCertificateRevocation = false,
-                // Opportunistic TLS (RFC 3207 §4.1 lets an MTA relay without it): any certificate will do.
-                ServerCertificateValidationCallback = (_, _, _, _) => true,
+                // Opportunistic TLS (RFC 3207 §4.1 lets an MTA relay without it): any certificate will
+                // do. Required and Implicit: the chain must verify for the host's name.
+                ServerCertificateValidationCallback = verify ? VerifyCertificate : (_, _, _, _) => true,
             };
             string error;
+            string? status = null;
             int? code = null;
+            bool again = false;
             try
             {
+                if (transport?.SourceAddress is { } source) socket.Bind(new IPEndPoint(IPAddress.Parse(source), 0));
                 using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
                 {
                     connectTimeout.CancelAfter(ConnectTimeout);
                     await socket.ConnectAsync(endpoint, connectTimeout.Token).ConfigureAwait(false);
                 }
-                await client.ConnectAsync(socket, host.Name, host.Port, tryTls ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None, cancellationToken).ConfigureAwait(false);
+                await client.ConnectAsync(socket, host.Name, host.Port, options, cancellationToken).ConfigureAwait(false);
+                if (transport?.Credential is { } credential)
+                {
+                    // Credentials go over TLS only, whatever the mode.
+                    if (!client.IsEncrypted) throw new TlsPolicyException("4.7.4", "the relay offers no STARTTLS, and credentials are never sent in clear");
+                    client.AuthenticationMechanisms.Remove("XOAUTH2");
+                    client.AuthenticationMechanisms.Remove("OAUTHBEARER");
+                    try
+                    {
+                        await client.AuthenticateAsync(credential, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is MailKit.Security.AuthenticationException or SmtpCommandException)
+                    {
+                        // The relay's own words (535 5.7.8 ...) go to the journal; the mail waits for the operator.
+                        throw new TlsPolicyException("4.7.8", $"AUTH refused: {(client.LastServerReply.Length > 0 ? client.LastServerReply : ex.Message)}");
+                    }
+                    catch (NotSupportedException)
+                    {
+                        throw new TlsPolicyException("4.7.4", "the relay offers no AUTH mechanism MailOps can use (PLAIN, LOGIN, SCRAM)");
+                    }
+                }
                 _client = client;
                 _host = host;
                 _endpoint = endpoint;
+                _transport = transport;
                 _opened = _clock.GetUtcNow();
                 _messages = 0;
                 return null;
             }
-            catch (Exception ex) when (tryTls && ex is SslHandshakeException or System.Security.Authentication.AuthenticationException)
+            catch (TlsPolicyException ex)
+            {
+                (status, error) = (ex.Status, ex.Message);
+            }
+            catch (NotSupportedException) when (mode == TransportTls.Required)
+            {
+                (status, error) = ("4.7.4", "TLS is required and the server does not offer STARTTLS; not sent in clear");
+            }
+            catch (Exception ex) when (verify && ex is SslHandshakeException or System.Security.Authentication.AuthenticationException)
+            {
+                (status, error) = ("4.7.5", $"TLS is required and failed ({FirstLine(ex.InnerException?.Message ?? ex.Message)}); not sent in clear");
+            }
+            catch (Exception ex) when (pass == 0 && mode == TransportTls.Opportunistic && ex is SslHandshakeException or System.Security.Authentication.AuthenticationException)
             {
                 error = "TLS handshake failed (" + ex.Message + "); trying again without TLS";
+                again = true;
             }
             catch (SmtpCommandException ex)
             {
                 code = (int)ex.StatusCode;
                 error = $"greeting refused: {code} {ex.Message}";
-                pass = 2;
             }
             catch (Exception ex) when (ex is SocketException or IOException or SmtpProtocolException or TimeoutException or SslHandshakeException or System.Security.Authentication.AuthenticationException
                                        || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 error = ex is OperationCanceledException ? $"no connection within {ConnectTimeout.TotalSeconds:0} s" : ex.Message;
-                pass = 2;
             }
             finally
             {
                 if (_client != client)
                 {
+                    if (client.IsConnected) try { await client.DisconnectAsync(true, CancellationToken.None).ConfigureAwait(false); } catch (Exception ex) when (ex is IOException or SocketException or SmtpProtocolException or SmtpCommandException) { }
                     client.Dispose();
                     socket.Dispose();
                 }
             }
-            var failed = JournalEvents.Note(JournalEventType.Attempt, _clock.GetUtcNow(), "connection failed: " + error, host.Name, endpoint.ToString(), code?.ToString());
+            var failed = JournalEvents.Note(JournalEventType.Attempt, _clock.GetUtcNow(), "connection failed: " + error, host.Name, endpoint.ToString(), code?.ToString() ?? status);
             failed.DurationMs = Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1);
             events.Add(failed);
-            if (pass >= 2) return error;
+            if (!again) return (error, status);
         }
-        return "TLS handshake failed, and so did the connection without TLS";
+        return ("TLS handshake failed, and so did the connection without TLS", null);
+    }
+
+    /// <summary>Required and Implicit TLS: the system's roots, or TlsTrustAnchors (a private relay's CA); the name must match either way.</summary>
+    private bool VerifyCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (errors == SslPolicyErrors.None) return true;
+        if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0 || _trustAnchors.Count == 0)
+            return false;
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(_trustAnchors);
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (chain is not null) foreach (var element in chain.ChainElements) custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+        return custom.Build(certificate as X509Certificate2 ?? new X509Certificate2(certificate));
+    }
+
+    /// <summary>MailKit's handshake messages go on with a page of advice; the journal keeps the first line.</summary>
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
+
+    /// <summary>A transport's TLS or AUTH policy was not met: defer with <see cref="Status"/>.</summary>
+    private sealed class TlsPolicyException(string status, string message) : Exception(message)
+    {
+        public string Status { get; } = status;
     }
 
     /// <summary>
@@ -224,6 +306,7 @@ internal sealed class RemoteSession : IAsyncDisposable
     {
         var client = _client;
         _client = null;
+        _transport = null;
         if (client is null) return;
         try
         {

@@ -1,0 +1,130 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MailOps.Core.Config;
+
+/// <summary>How a transport protects the connection (docs/configuration.md, "Transports").</summary>
+public enum TransportTls
+{
+    /// <summary>STARTTLS when offered, any certificate; a failed handshake is retried in clear (Postfix's "may").</summary>
+    Opportunistic,
+    /// <summary>STARTTLS or nothing: the certificate must verify (system roots and TlsTrustAnchors) for the host's name; never clear text.</summary>
+    Required,
+    /// <summary>TLS from the first byte (port 465, RFC 8314), verified as Required.</summary>
+    Implicit,
+    /// <summary>Never TLS.</summary>
+    None,
+}
+
+/// <summary>
+/// Where Routes and SmartHost send mail: today's <c>"host[:port]"</c> string, or an object with
+/// the host, port, TLS mode, credentials (from a 0600 file, never in the configuration itself),
+/// HELO name, source address and a connection limit.
+/// </summary>
+[JsonConverter(typeof(TransportSettingsConverter))]
+public sealed class TransportSettings
+{
+    /// <summary>host, host:port, [host]:port or an address literal.</summary>
+    public string Host { get; set; } = "";
+    /// <summary>Overrides a port in <see cref="Host"/>; else RemotePort (465 when Tls is Implicit).</summary>
+    public int? Port { get; set; }
+    public TransportTls Tls { get; set; } = TransportTls.Opportunistic;
+    /// <summary>A file holding <c>user:password</c> on its first line, readable by its owner only (Postfix's sasl_passwd).</summary>
+    public string? CredentialsFile { get; set; }
+    /// <summary>The name this server gives in EHLO to this transport; HostName when null.</summary>
+    public string? HeloName { get; set; }
+    /// <summary>The local address connections to this transport come from.</summary>
+    public string? SourceAddress { get; set; }
+    /// <summary>Connections open to this transport at most; ConcurrencyPerDomainMax when null.</summary>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>The credential, from <see cref="CredentialsFile"/> or given in code (Start-MailServer -SmartHostCredential). Never serialised.</summary>
+    [JsonIgnore] public NetworkCredential? Credential { get; set; }
+
+    public static implicit operator TransportSettings(string hostAndPort) => new() { Host = hostAndPort };
+
+    /// <summary>The host and port, with the port this transport's settings give.</summary>
+    public bool TryGetEndpoint(int remotePort, out Delivery.Remote.HostAndPort endpoint)
+    {
+        int defaultPort = Port ?? (Tls == TransportTls.Implicit ? 465 : remotePort);
+        if (!Delivery.Remote.HostAndPort.TryParse(Host, defaultPort, out endpoint)) return false;
+        if (Port is { } port) endpoint = endpoint with { Port = port };
+        return true;
+    }
+
+    /// <summary>Checks the settings and reads the credentials file.</summary>
+    /// <returns>Null, or what is wrong.</returns>
+    internal string? Check(int remotePort)
+    {
+        if (!TryGetEndpoint(remotePort, out _)) return $"'{Host}' is not host[:port]";
+        if (Port is < 1 or > 65535) return "Port must be 1-65535";
+        if (MaxConnections is < 1) return "MaxConnections must be positive";
+        if (SourceAddress is not null && !IPAddress.TryParse(SourceAddress, out _)) return $"SourceAddress '{SourceAddress}' is not an IP address";
+        if (CredentialsFile is null) return Credential is not null && Tls == TransportTls.None ? "credentials are sent over TLS only, and Tls is None" : null;
+        if (Tls == TransportTls.None) return "credentials are sent over TLS only, and Tls is None";
+        try
+        {
+            if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(CredentialsFile) & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.GroupWrite)) != 0)
+                return $"CredentialsFile {CredentialsFile} may be read or changed by others: chmod 600 {CredentialsFile}";
+            string line = File.ReadLines(CredentialsFile).FirstOrDefault()?.Trim() ?? "";
+            int colon = line.IndexOf(':');
+            if (colon <= 0) return $"CredentialsFile {CredentialsFile} must hold user:password on its first line";
+            Credential = new NetworkCredential(line[..colon], line[(colon + 1)..]);
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return $"cannot read CredentialsFile {CredentialsFile}: {ex.Message}";
+        }
+    }
+
+    /// <summary>What groups deliveries and limits connections: the endpoint and how it is reached, never the secret.</summary>
+    public override string ToString() => Tls == TransportTls.Opportunistic && Port is null && Credential is null && CredentialsFile is null ? Host : $"{Host}{(Port is { } p ? ":" + p : "")} ({Tls}{(Credential is not null || CredentialsFile is not null ? ", AUTH" : "")})";
+}
+
+/// <summary>A transport is a string or an object; unknown keys in the object are errors, as everywhere in the configuration.</summary>
+internal sealed class TransportSettingsConverter : JsonConverter<TransportSettings>
+{
+    public override TransportSettings Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.String) return new TransportSettings { Host = reader.GetString()! };
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("a transport is \"host[:port]\" or an object with Host, Port, Tls, CredentialsFile, HeloName, SourceAddress, MaxConnections");
+        using var document = JsonDocument.ParseValue(ref reader);
+        var t = new TransportSettings();
+        foreach (var p in document.RootElement.EnumerateObject())
+        {
+            switch (p.Name.ToLowerInvariant())
+            {
+                case "host": t.Host = p.Value.GetString() ?? ""; break;
+                case "port": t.Port = p.Value.GetInt32(); break;
+                case "tls":
+                    if (!Enum.TryParse<TransportTls>(p.Value.GetString(), ignoreCase: true, out var tls) || !Enum.IsDefined(tls))
+                        throw new JsonException($"Tls must be one of {string.Join(", ", Enum.GetNames<TransportTls>())}");
+                    t.Tls = tls;
+                    break;
+                case "credentialsfile": t.CredentialsFile = p.Value.GetString(); break;
+                case "helo": case "heloname": t.HeloName = p.Value.GetString(); break;
+                case "sourceaddress": t.SourceAddress = p.Value.GetString(); break;
+                case "maxconnections": t.MaxConnections = p.Value.GetInt32(); break;
+                case "password": case "username": case "user":
+                    throw new JsonException($"'{p.Name}': credentials never sit in the configuration; put user:password in a file readable by its owner only and name it in CredentialsFile");
+                default: throw new JsonException($"unknown key '{p.Name}' in a transport (Host, Port, Tls, CredentialsFile, HeloName, SourceAddress, MaxConnections)");
+            }
+        }
+        return t;
+    }
+
+    public override void Write(Utf8JsonWriter writer, TransportSettings value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("Host", value.Host);
+        if (value.Port is { } port) writer.WriteNumber("Port", port);
+        writer.WriteString("Tls", value.Tls.ToString());
+        if (value.CredentialsFile is not null) writer.WriteString("CredentialsFile", value.CredentialsFile);
+        if (value.HeloName is not null) writer.WriteString("HeloName", value.HeloName);
+        if (value.SourceAddress is not null) writer.WriteString("SourceAddress", value.SourceAddress);
+        if (value.MaxConnections is { } max) writer.WriteNumber("MaxConnections", max);
+        writer.WriteEndObject();
+    }
+}
