@@ -35,7 +35,8 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
     [Parameter] [ValidateNotNullOrEmpty] public string? MaildirRoot { get; set; }
     [Parameter] [ValidateNotNullOrEmpty] public string? SmartHost { get; set; }
     /// <summary>How the smart host is reached: Opportunistic (default), Required (STARTTLS, verified), Implicit (port 465), None.</summary>
-    [Parameter] public TransportTls? SmartHostTls { get; set; }
+    /// <remarks>A string, not TransportTls: PowerShell lays out parameter types before the engine's assembly can be served (see GetMailQueueCommand.State).</remarks>
+    [Parameter] [ValidateSet("Opportunistic", "Required", "Implicit", "None", IgnoreCase = true)] public string? SmartHostTls { get; set; }
     /// <summary>The smart host's AUTH user and password, kept in memory only; sent over TLS only.</summary>
     [Parameter] [Credential] [ValidateNotNull] public PSCredential? SmartHostCredential { get; set; }
     /// <summary>Domain = host[:port].</summary>
@@ -141,7 +142,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         RelayClients = RelayClient,
         MaildirRoot = MaildirRoot is null ? null : GetUnresolvedProviderPathFromPSPath(MaildirRoot),
         SmartHost = SmartHost,
-        SmartHostTls = SmartHostTls,
+        SmartHostTls = SmartHostTls is null ? null : Enum.Parse<TransportTls>(SmartHostTls, ignoreCase: true),
         SmartHostCredential = SmartHostCredential?.GetNetworkCredential(),
         Routes = Route is null ? null : Map(Route, v => v.ToString() ?? ""),
         RemotePort = RemotePort,

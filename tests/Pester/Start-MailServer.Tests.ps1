@@ -13,7 +13,7 @@ Describe 'Start-MailServer' {
     It 'takes every configuration key as a parameter' {
         $cmd = Get-Command Start-MailServer
         foreach ($name in 'ConfigPath', 'QueuePath', 'Listen', 'HostName', 'LocalDomain', 'RelayDomain', 'VirtualDomain', 'Mailbox', 'Alias',
-            'DefaultDomain', 'PlusDomain', 'RelayClient', 'MaildirRoot', 'SmartHost', 'Route', 'RemotePort', 'DnsServer', 'ConcurrencyRemote',
+            'DefaultDomain', 'PlusDomain', 'RelayClient', 'MaildirRoot', 'SmartHost', 'SmartHostTls', 'SmartHostCredential', 'Route', 'RemotePort', 'DnsServer', 'ConcurrencyRemote',
             'ConcurrencyPerDomain', 'ConcurrencyLocal', 'QueueLifetime', 'RetrySchedule', 'MaxMessageSize', 'MaxRecipients', 'HoldIncoming',
             'TlsCertificatePath', 'TlsCertificatePassword', 'NoTls', 'NoDelivery', 'Wait', 'WhatIf', 'Confirm') {
             $cmd.Parameters.Keys | Should -Contain $name

@@ -3,7 +3,8 @@
 one port with STARTTLS required before AUTH, one with implicit TLS (465-style), one plain port
 that offers neither TLS nor AUTH. AUTH PLAIN/LOGIN checks one user and password. Every accepted
 message is written to DIR/<n>.eml with an X-Provider-Auth: header naming the authenticated user.
-Prints READY when listening; stops on SIGTERM, when stdin closes, or after --lifetime seconds."""
+Prints READY when listening; stops on SIGTERM, after --lifetime seconds, or (--watch-stdin) when
+stdin closes."""
 import argparse, os, signal, ssl, sys, threading, warnings
 warnings.filterwarnings("ignore")
 from aiosmtpd.controller import Controller
@@ -17,6 +18,7 @@ p.add_argument("--implicit-port", type=int, required=True)
 p.add_argument("--plain-port", type=int, required=True)
 p.add_argument("--user", required=True); p.add_argument("--password", required=True)
 p.add_argument("--lifetime", type=float, default=600)
+p.add_argument("--watch-stdin", action="store_true", help="also stop when stdin closes")
 a = p.parse_args()
 
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -51,6 +53,7 @@ for s in servers: s.start()
 print("READY", flush=True)
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: done.set())
-threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+if a.watch_stdin:
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
 done.wait(a.lifetime)
 for s in servers: s.stop()

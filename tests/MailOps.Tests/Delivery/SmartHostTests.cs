@@ -47,7 +47,7 @@ public sealed class SmartHostTests : IAsyncLifetime
         (_starttls, _implicit, _plain) = (FreePort(), FreePort(), FreePort());
         var start = Programs.StartInfo("/usr/bin/python3", [Path.Combine(Programs.RepoRoot, "tests", "peers", "provider.py"),
             "--cert", certPem, "--key", keyPem, "--dir", Received, "--starttls-port", _starttls.ToString(), "--implicit-port", _implicit.ToString(),
-            "--plain-port", _plain.ToString(), "--user", "app", "--password", "s3cret", "--lifetime", "300"]);
+            "--plain-port", _plain.ToString(), "--user", "app", "--password", "s3cret", "--lifetime", "300", "--watch-stdin"]);
         _provider = Process.Start(start)!;
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         string? line;
