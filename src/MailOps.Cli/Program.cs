@@ -31,6 +31,8 @@ public static class Program
           remove  ID... [--queue DIR]                         remove from the queue
           sendmail [sendmail options] [RCPT...]               the sendmail interface (also: invoke as 'sendmail')
           passwd  [--iterations N] < password                 salted hash for a Users entry of the configuration
+          dkim    keygen --domain D --selector S [--algorithm rsa|ed25519] | list [--domain D]   [--queue DIR]
+                                                              DKIM keys of the queue, and the TXT records to publish
           install [--root DIR] [--user U] [--drop-group G] [--queue DIR] [--maildir-root DIR] [--listen IP:PORT]...
                   [--hostname NAME] [--from DIR] [--force]    set up the system MTA: account, queue, maildrop, sendmail, systemd unit (root)
           uninstall [--root DIR] [--user U] [--drop-group G] [--purge]
@@ -74,6 +76,7 @@ public static class Program
                 "mx" => await DeliveryCommands.MxAsync(rest, cancel.Token),
                 "passwd" => PasswdCommand.Run(rest, Console.In, Console.Out),
                 "install" => InstallCommand.Install(rest),
+                "dkim" => DkimCommand.Run(rest, Console.Out),
                 "uninstall" => InstallCommand.Uninstall(rest),
                 _ => throw CliException.Usage($"unknown command '{args[0]}'. Run 'mailops help'."),
             };

@@ -12,8 +12,9 @@ public sealed class IncomingMessage : IAsyncDisposable
     private const int HeaderCaptureLimit = 64 * 1024;
 
     private readonly QueueStore _store;
-    private readonly FileStream _file;
+    private FileStream _file;
     private readonly CapturingStream _body;
+    private long _prefix;
     private bool _committed;
     private bool _disposed;
 
@@ -35,7 +36,7 @@ public sealed class IncomingMessage : IAsyncDisposable
     internal ReadOnlySpan<byte> HeaderBlock => _body.Captured;
 
     /// <summary>Octets written so far.</summary>
-    public long Length => _body.Written;
+    public long Length => _body.Written + _prefix;
 
     /// <summary>
     /// Makes the message durable and visible (the commit point of docs/queue.md). When this
@@ -52,7 +53,7 @@ public sealed class IncomingMessage : IAsyncDisposable
 
         envelope.Id = Id;
         if (envelope.Arrived == default) envelope.Arrived = _store.Clock.GetUtcNow();
-        envelope.Size = _body.Written;
+        envelope.Size = _body.Written + _prefix;
         FillFromHeaders(envelope, _body.Captured);
 
         FileStream? envFile = null;
@@ -95,6 +96,97 @@ public sealed class IncomingMessage : IAsyncDisposable
         await CloseQuietlyAsync().ConfigureAwait(false);
         _store.OnCommitted(envelope);
         return Id;
+    }
+
+    /// <summary>
+    /// Signs the message with every DKIM key of its From: domain (docs/delivery.md, "DKIM
+    /// signing"): relaxed/relaxed over the bytes as written, From oversigned, List-Unsubscribe and
+    /// List-Unsubscribe-Post included when present. The DKIM-Signature fields are put before the
+    /// message, which is otherwise left byte for byte. Call once the body is complete, before
+    /// <see cref="CommitAsync"/>; only for mail from a trusted source (local, AUTH, RelayClients).
+    /// </summary>
+    /// <returns>
+    /// The selectors that signed, as <c>selector._domainkey.domain</c> (empty when the domain has no
+    /// key), or why it could not be signed: a broken key leaves the message unsigned, never refused.
+    /// </returns>
+    /// <exception cref="QueueFailureException">Writing the signed copy failed (a full disk): the message cannot be queued now.</exception>
+    public async Task<(IReadOnlyList<string> Signatures, string? Error)> SignDkimAsync(Dkim.DkimKeys keys, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_committed || _prefix > 0) throw new InvalidOperationException("Sign once, before the commit.");
+        string? domain = null;
+        try
+        {
+            using var headerStream = new MemoryStream(_body.Captured.ToArray(), writable: false);
+            var headers = HeaderList.Load(headerStream);
+            if (headers[HeaderId.From] is { } from && InternetAddressList.TryParse(from, out var list) && list.Mailboxes.FirstOrDefault() is { } mailbox)
+                domain = mailbox.Domain?.ToLowerInvariant();
+        }
+        catch (FormatException) { }
+        if (domain is null) return ([], null);
+        IReadOnlyList<MimeKit.Cryptography.DkimSigner> signers;
+        try
+        {
+            signers = keys.SignersFor(domain);
+        }
+        catch (Exception ex) when (ex is not IOException and not OperationCanceledException)
+        {
+            return ([], $"the DKIM keys of {domain} cannot be used: {ex.Message}");
+        }
+        if (signers.Count == 0) return ([], null);
+
+        await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        string path = _store.Layout.Mess(Id);
+        byte[] prefix;
+        await using (var original = DurableFile.OpenCommittedForReading(path, 64 * 1024))
+        {
+            var message = await MimeMessage.LoadAsync(original, cancellationToken).ConfigureAwait(false);
+            var present = new[] { "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+                                  "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post" }
+                .Where(name => message.Headers.Contains(name) || message.Body?.Headers.Contains(name) == true).Prepend("From").ToList(); // From twice: oversigned, so no second From: can be added
+            var options = FormatOptions.Default.Clone();
+            options.NewLineFormat = NewLineFormat.Dos;
+            var text = new System.Text.StringBuilder();
+            foreach (var signer in signers)
+            {
+                try
+                {
+                    signer.Sign(options, message, present);
+                }
+                catch (Exception ex) when (ex is not IOException and not OperationCanceledException)
+                {
+                    return ([], $"cannot sign with {signer.Selector}._domainkey.{signer.Domain}: {ex.Message}");
+                }
+                var field = message.Headers[message.Headers.IndexOf(HeaderId.DkimSignature)];
+                // MimeKit folds the value with bare LF; stored mail has CRLF line ends only.
+                string value = System.Text.Encoding.ASCII.GetString(field.RawValue).TrimEnd('\r', '\n').Replace("\r\n", "\n").Replace("\n", "\r\n");
+                text.Insert(0, field.Field + ":" + value + "\r\n"); // the last signature made is on top, as in the message
+            }
+            prefix = System.Text.Encoding.ASCII.GetBytes(text.ToString());
+        }
+
+        // The signed copy replaces the body under the same name; it is locked before the old one goes.
+        string signedPath = System.IO.Path.Combine(_store.Layout.TmpDir, Id + ".signed");
+        var signed = DurableFile.OpenPrivate(signedPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024);
+        try
+        {
+            await signed.WriteAsync(prefix, cancellationToken).ConfigureAwait(false);
+            await using (var original = DurableFile.OpenCommittedForReading(path, 64 * 1024))
+                await original.CopyToAsync(signed, cancellationToken).ConfigureAwait(false);
+            await signed.FlushAsync(cancellationToken).ConfigureAwait(false);
+            DurableFile.Rename(signedPath, path);
+        }
+        catch (Exception ex)
+        {
+            await signed.DisposeAsync().ConfigureAwait(false);
+            TryDelete(signedPath);
+            if (ex is IOException io) throw QueueFailureException.Transient($"Cannot write to the queue: {io.Message}", io);
+            throw;
+        }
+        await _file.DisposeAsync().ConfigureAwait(false);
+        _file = signed;
+        _prefix = prefix.Length;
+        return (signers.Select(s => $"{s.Selector}._domainkey.{s.Domain}").ToList(), null);
     }
 
     private static void FillFromHeaders(Envelope envelope, ReadOnlySpan<byte> headerBytes)

@@ -31,6 +31,9 @@ public sealed class SmtpServerContext
 
     public MailOpsConfig Config { get; }
     public QueueStore Store { get; }
+    /// <summary>The queue's DKIM keys, for mail from trusted clients.</summary>
+    public Dkim.DkimKeys Dkim => _dkim ??= new Dkim.DkimKeys(Store.QueuePath);
+    private Dkim.DkimKeys? _dkim;
     public ILogger Logger { get; }
     internal RecipientPolicy Policy { get; }
     internal AuthGuard Auth { get; }

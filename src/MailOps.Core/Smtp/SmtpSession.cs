@@ -710,6 +710,12 @@ internal sealed class SmtpSession
             };
             try
             {
+                // Mail from a trusted client (AUTH, RelayClients) is signed for its From: domain.
+                if (_user is not null || _relayClient)
+                {
+                    var (_, dkimError) = await message.SignDkimAsync(_server.Dkim).ConfigureAwait(false);
+                    if (dkimError is not null) _server.Logger.LogWarning(SmtpEvents.QueueFailure, "Message {Id} queued unsigned: {Reason}", message.Id, dkimError);
+                }
                 string id = await message.CommitAsync(envelope).ConfigureAwait(false);
                 reply = SmtpReplies.Queued(id);
                 _server.Logger.LogDebug(SmtpEvents.Accepted, "Queued {Id} from <{Sender}> for {Count} recipients, {Size} octets", id, tx.Sender, tx.Recipients.Count, envelope.Size);

@@ -124,6 +124,8 @@ public static class MessageSubmitter
             envelope.EightBit = eightBit;
             if (message.Length > request.MaxMessageSize)
                 throw new SubmissionException(SubmissionErrorKind.BadMessage, $"Message is {message.Length} octets, over the limit of {request.MaxMessageSize}.");
+            // Local submission is a trusted source: signed when the From: domain has a DKIM key.
+            await message.SignDkimAsync(new Dkim.DkimKeys(store.QueuePath), cancellationToken).ConfigureAwait(false);
             return await message.CommitAsync(envelope, cancellationToken).ConfigureAwait(false);
         }
         catch (QueueFailureException ex)
