@@ -26,6 +26,8 @@
         'Remove-QueuedMail'
         'Export-QueuedMail'
         'Resolve-MailExchanger'
+        'New-MailDkimKey'
+        'Get-MailDkimKey'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
