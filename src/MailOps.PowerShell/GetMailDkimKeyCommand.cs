@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using MailOps.Core.Dkim;
-using MailOps.Core.Submission;
 
 namespace MailOps.PowerShell;
 
@@ -21,12 +20,7 @@ public sealed class GetMailDkimKeyCommand : MailOpsCmdlet
 
     protected override void ProcessRecord()
     {
-        string queue = ResolveQueuePath(QueuePath);
-        if (MaildropClient.MustUseMaildrop(queue))
-        {
-            WriteError(Errors.QueueNotOwned(queue));
-            return;
-        }
+        if (OwnedQueuePath(QueuePath) is not { } queue) return;
         var keys = new DkimKeys(queue);
         foreach (var domain in Domain ?? [null!])
             foreach (var key in keys.List(domain)) WriteObject(key);

@@ -107,6 +107,15 @@ public abstract class MailOpsCmdlet : PSCmdlet
         QueueLocation.Load(string.IsNullOrEmpty(configPath) ? null : GetUnresolvedProviderPathFromPSPath(configPath),
             string.IsNullOrEmpty(queuePath) ? null : GetUnresolvedProviderPathFromPSPath(queuePath));
 
+    /// <summary>The resolved queue path when this user owns the queue (or it does not exist yet); otherwise a QueueNotOwned error and null.</summary>
+    protected string? OwnedQueuePath(string? queuePath)
+    {
+        string path = ResolveQueuePath(queuePath);
+        if (!MaildropClient.MustUseMaildrop(path)) return path;
+        WriteError(Errors.QueueNotOwned(path));
+        return null;
+    }
+
     /// <summary>
     /// Opens an existing queue. Reading and acting on a queue never creates one: a typo in
     /// -QueuePath is reported (QueueNotFound) instead of answering from an empty new queue.

@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using MailOps.Core.Dkim;
-using MailOps.Core.Submission;
 
 namespace MailOps.PowerShell;
 
@@ -33,12 +32,7 @@ public sealed class NewMailDkimKeyCommand : MailOpsCmdlet
 
     protected override void ProcessRecord()
     {
-        string queue = ResolveQueuePath(QueuePath);
-        if (MaildropClient.MustUseMaildrop(queue))
-        {
-            WriteError(Errors.QueueNotOwned(queue));
-            return;
-        }
+        if (OwnedQueuePath(QueuePath) is not { } queue) return;
         if (!ShouldProcess($"{Selector}._domainkey.{Domain} in {queue}", "Make a DKIM key")) return;
         var keys = new DkimKeys(queue);
         try

@@ -359,15 +359,7 @@ public class DeliveryTests
 
         string body = "Subject: dots\r\nMessage-ID: <dots@test>\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
                       ".\r\n..x\r\n.x\r\n...\r\nGrüße, ünïcödé\r\n" + new string('x', 990) + "\r\nend\r\n";
-        string stuffed = string.Join("\r\n", body.Split("\r\n").Select(l => l.StartsWith('.') ? "." + l : l));
-        using (var client = new RawSmtpClient(new IPEndPoint(IPAddress.Parse("127.0.0.2"), net.Port)))
-        {
-            await client.ReplyAsync();
-            await client.SendAsync("EHLO client.test\r\nMAIL FROM:<s@sender.test> BODY=8BITMIME\r\nRCPT TO:<u@far.test>\r\nDATA\r\n");
-            for (int i = 0; i < 4; i++) await client.ReplyAsync();
-            await client.SendRawAsync(Encoding.UTF8.GetBytes(stuffed + ".\r\n"));
-            Assert.StartsWith("250", await client.ReplyAsync());
-        }
+        Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(new IPEndPoint(IPAddress.Parse("127.0.0.2"), net.Port), "client.test", "s@sender.test", "u@far.test", body, " BODY=8BITMIME"));
         var queued = Assert.Single(store.List());
         Assert.True(queued.Envelope.EightBit, "the first hop saw BODY=8BITMIME");
         byte[] firstHop;

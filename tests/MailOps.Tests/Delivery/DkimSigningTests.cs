@@ -71,15 +71,7 @@ public sealed class DkimSigningTests
                       "Message-ID: <dkim@app.test>\r\nList-Unsubscribe: <https://app.test/u/1>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" +
                       "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
                       ".\r\n..x\r\n.x\r\nGr\u00fc\u00dfe, \u00fcn\u00efc\u00f6d\u00e9   \r\n\r\n\r\n";
-        string stuffed = string.Join("\r\n", body.Split("\r\n").Select(l => l.StartsWith('.') ? "." + l : l));
-        using (var client = new RawSmtpClient(new IPEndPoint(IPAddress.Parse("127.0.0.2"), net.Port)))
-        {
-            await client.ReplyAsync();
-            await client.SendAsync("EHLO client.test\r\nMAIL FROM:<news@app.test> BODY=8BITMIME\r\nRCPT TO:<u@far.test>\r\nDATA\r\n");
-            for (int i = 0; i < 4; i++) await client.ReplyAsync();
-            await client.SendRawAsync(Encoding.UTF8.GetBytes(stuffed + ".\r\n"));
-            Assert.StartsWith("250", await client.ReplyAsync());
-        }
+        Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(new IPEndPoint(IPAddress.Parse("127.0.0.2"), net.Port), "client.test", "news@app.test", "u@far.test", body, " BODY=8BITMIME"));
         var queued = Assert.Single(store.List());
         byte[] signed = await BodyOf(store, queued.Id);
         Assert.Equal(signed.Length, queued.Size);
@@ -124,14 +116,7 @@ public sealed class DkimSigningTests
         var config = net.SenderConfig(c => { c.Listen = [$"127.0.0.2:{net.Port}"]; c.RelayClients = []; c.LocalDomains = ["app.test"]; c.Mailboxes = ["*@app.test"]; });
         await using var listener = new SmtpListener(new SmtpServerContext(config, store));
         listener.Start();
-        using (var client = new RawSmtpClient(new IPEndPoint(IPAddress.Parse("127.0.0.2"), net.Port)))
-        {
-            await client.ReplyAsync();
-            await client.SendAsync("EHLO stranger.test\r\nMAIL FROM:<x@stranger.test>\r\nRCPT TO:<a@app.test>\r\nDATA\r\n");
-            for (int i = 0; i < 4; i++) await client.ReplyAsync();
-            await client.SendRawAsync("From: forged@app.test\r\nSubject: stranger\r\n\r\nx\r\n.\r\n"u8.ToArray());
-            Assert.StartsWith("250", await client.ReplyAsync());
-        }
+        Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(new IPEndPoint(IPAddress.Parse("127.0.0.2"), net.Port), "stranger.test", "x@stranger.test", "a@app.test", "From: forged@app.test\r\nSubject: stranger\r\n\r\nx\r\n"));
         var stranger = store.List().Single(m => m.Subject == "stranger");
         Assert.DoesNotContain("DKIM-Signature", Encoding.UTF8.GetString(await BodyOf(store, stranger.Id)));
     }

@@ -156,6 +156,21 @@ internal sealed class RawSmtpClient : IDisposable
     }
 
     public void Dispose() => _tcp.Dispose();
+
+    /// <summary>
+    /// One whole transaction, pipelined: greeting, EHLO, MAIL FROM (with <paramref name="mailParameters"/>),
+    /// RCPT TO, DATA, then <paramref name="message"/> dot-stuffed and ended. Returns the reply to the data.
+    /// </summary>
+    public static async Task<string?> SendMessageAsync(IPEndPoint endpoint, string helo, string sender, string recipient, string message, string mailParameters = "")
+    {
+        using var client = new RawSmtpClient(endpoint);
+        await client.ReplyAsync();
+        await client.SendAsync($"EHLO {helo}\r\nMAIL FROM:<{sender}>{mailParameters}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n");
+        for (int i = 0; i < 4; i++) await client.ReplyAsync();
+        string stuffed = string.Join("\r\n", message.Split("\r\n").Select(l => l.StartsWith('.') ? "." + l : l));
+        await client.SendRawAsync(Encoding.UTF8.GetBytes(stuffed + ".\r\n"));
+        return await client.ReplyAsync();
+    }
 }
 
 /// <summary>A listener on a free loopback port over a fresh <see cref="SmtpFixture"/>, stopped after the test.</summary>
