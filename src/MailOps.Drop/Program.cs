@@ -16,7 +16,7 @@ namespace MailOps.Drop;
 /// </summary>
 internal static partial class Program
 {
-    private const int Ok = 0, Usage = 64, TempFail = 75;
+    private const int Ok = 0, Usage = 64, DataError = 65, TempFail = 75;
 
     private static int Main(string[] args)
     {
@@ -37,6 +37,11 @@ internal static partial class Program
             Console.Error.WriteLine($"{prefix}: {ex.Message}");
             return Usage;
         }
+        catch (TooLargeException ex)
+        {
+            Console.Error.WriteLine($"{prefix}: {ex.Message}");
+            return DataError;
+        }
         catch (Exception ex) when (ex is DropException or IOException or UnauthorizedAccessException or SocketException)
         {
             Console.Error.WriteLine($"{prefix}: {ex.Message}");
@@ -45,6 +50,7 @@ internal static partial class Program
     }
 
     private sealed class DropException(string message) : Exception(message);
+    private sealed class TooLargeException(string message) : Exception(message);
 
     /// <summary>
     /// The queue named by system.conf beside this executable. $MAILOPS_QUEUE may name another only
@@ -107,7 +113,7 @@ internal static partial class Program
             {
                 File.SetUnixFileMode(file.SafeFileHandle, Mode); // whatever the umask: the server reads it through the group
                 file.Write(DropFile.Header(DropFile.SendmailMode, args));
-                long length = CopyStdin(file, dotEndsInput);
+                long length = CopyStdin(file, dotEndsInput, DropFile.MaxDropSize(queue) ?? long.MaxValue);
                 file.Write(DropFile.Trailer(length));
                 File.Move(temporary, final, overwrite: true); // rename(2); the name is new
                 renamed = true;
@@ -126,8 +132,11 @@ internal static partial class Program
         PullTrigger(queue);
     }
 
-    /// <summary>Copies stdin; without -i a line holding a single dot ends the input (it is kept: the pickup stops there too).</summary>
-    private static long CopyStdin(FileStream file, bool dotEndsInput)
+    /// <summary>
+    /// Copies stdin; without -i a line holding a single dot ends the input (it is kept: the pickup
+    /// stops there too). More than the server takes (its maildrop.limits) is refused at once.
+    /// </summary>
+    private static long CopyStdin(FileStream file, bool dotEndsInput, long max)
     {
         using var stdin = Console.OpenStandardInput();
         var buffer = new byte[64 * 1024];
@@ -153,8 +162,9 @@ internal static partial class Program
                     if (state == -1) { take = i + 1; break; }
                 }
             }
-            file.Write(buffer, 0, take);
             total += take;
+            if (total > max) throw new TooLargeException($"the message is larger than this system takes ({max} octets); nothing was sent.");
+            file.Write(buffer, 0, take);
             if (state == -1) break;
         }
         return total;

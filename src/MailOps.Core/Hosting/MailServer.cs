@@ -87,7 +87,12 @@ public sealed class MailServer : IAsyncDisposable
         {
             // Local users' mail (the maildrop) and their view of the queue (showq): a system queue's services.
             _pickup = new MaildropPickup(config, store, log);
-            if (IsSystemQueue) _showq = new ShowqService(store, log);
+            if (IsSystemQueue)
+            {
+                _showq = new ShowqService(store, log);
+                try { _pickup.PublishLimits(); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { log.LogWarning("cannot publish the maildrop's size limit: {Error}", ex.Message); }
+            }
         }
         _run = RunAsync();
     }

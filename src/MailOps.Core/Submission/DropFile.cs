@@ -22,6 +22,8 @@ public static class DropFile
     public const string DirectoryName = "maildrop";
     /// <summary>The file beside installed binaries that names the system queue (written by <c>mailops install</c>).</summary>
     public const string SystemConfName = "system.conf";
+    /// <summary>The file in the queue where the server publishes the largest drop it takes (<c>max-size=N</c>), for the helper.</summary>
+    public const string LimitsName = "maildrop.limits";
     /// <summary>The trigger byte that asks the server to look in the maildrop.</summary>
     public const byte PickupPulse = 3;
     /// <summary>The mode of a drop made by the sendmail interface.</summary>
@@ -104,6 +106,19 @@ public static class DropFile
         if (end.Length != TrailerLength || !end.StartsWith(TrailerMagic) || end[^1] != '\n') return null;
         var digits = Encoding.ASCII.GetString(end.Slice(TrailerMagic.Length, 16));
         return long.TryParse(digits, System.Globalization.NumberStyles.AllowHexSpecifier, null, out long length) && length >= 0 ? length : null;
+    }
+
+    /// <summary>The largest drop the server of <paramref name="queuePath"/> takes, or null when it has not said.</summary>
+    public static long? MaxDropSize(string queuePath)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines(Path.Combine(queuePath, LimitsName)))
+                if (line.StartsWith("max-size=", StringComparison.Ordinal) && long.TryParse(line.AsSpan(9), out long max) && max > 0) return max;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return null;
     }
 
     /// <summary>The queue a <c>system.conf</c> names (<c>queue=/var/spool/mailops</c>), or null.</summary>

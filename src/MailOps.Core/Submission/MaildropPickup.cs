@@ -39,6 +39,21 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
     /// <summary>How often the maildrop is scanned without a pull of the trigger.</summary>
     public TimeSpan RescanInterval { get; init; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>The largest drop this server takes: MaxMessageSize and room for the drop's header and trailer.</summary>
+    public long MaxDropSize => config.MaxMessageSize + MaxHeader + DropFile.TrailerLength;
+
+    /// <summary>
+    /// Tells the drop helpers the largest drop this server takes (<c>&lt;queue&gt;/maildrop.limits</c>),
+    /// so a user cannot fill the spool's disk with a drop the pickup would refuse anyway. Readable
+    /// by all (0644): only the queue's owner and the drop group can reach it.
+    /// </summary>
+    public void PublishLimits()
+    {
+        string path = Path.Combine(store.QueuePath, DropFile.LimitsName);
+        File.WriteAllText(path, $"# Written by the server at start-up: the largest drop it takes.\nmax-size={MaxDropSize}\n");
+        File.SetUnixFileMode(path, (UnixFileMode)0x1a4);
+    }
+
     /// <summary>Picks up until <paramref name="cancellationToken"/> is cancelled.</summary>
     public async Task RunAsync(QueueTriggerListener trigger, CancellationToken cancellationToken)
     {
@@ -100,8 +115,7 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
         if (facts.IsSymbolicLink) return Reject(path, facts, "a symbolic link, not a drop");
         if (!facts.IsRegular) return Reject(path, facts, "not a regular file");
         if (facts.Links != 1) return Reject(path, facts, $"a file with {facts.Links} hard links, not a drop");
-        long limit = config.MaxMessageSize + MaxHeader + DropFile.TrailerLength;
-        if (facts.Size > limit) return Reject(path, facts, $"{facts.Size} octets, over MaxMessageSize ({config.MaxMessageSize})");
+        if (facts.Size > MaxDropSize) return Reject(path, facts, $"{facts.Size} octets, over MaxMessageSize ({config.MaxMessageSize})");
 
         FileStream file;
         try

@@ -125,7 +125,7 @@ public sealed class MaildropTests : IDisposable
         Assert.Single(Directory.GetFiles(Maildrop));
 
         _store.Dispose();
-        var config = new MailOpsConfig { HostName = "mx.drop.test", QueuePath = _q.QueuePath, Listen = ["127.0.0.1:0"], Tls = new TlsSettings { Enabled = false } };
+        var config = new MailOpsConfig { HostName = "mx.drop.test", QueuePath = _q.QueuePath, Listen = ["127.0.0.1:0"], Tls = new TlsSettings { Enabled = false }, MaxMessageSize = 64 * 1024 };
         await using var server = MailServer.Start(config, new MailServerOptions { Delivery = false });
         using var store = QueueStore.Open(_q.QueuePath);
         await WaitFor(() => store.List().Any(m => m.Subject == "early"), "the drop made before the start");
@@ -137,6 +137,12 @@ public sealed class MaildropTests : IDisposable
         var late = store.List().Single(m => m.Subject == "late");
         using var body = new StreamReader(store.OpenBody(late.Id));
         Assert.DoesNotContain("not part of it", body.ReadToEnd());
+
+        // The server published its limit: a drop it would refuse is not even written.
+        var huge = await Programs.RunAsync(Programs.DropHelper, ["-i", "big@example.org"], "Subject: big\n\n" + new string('x', 300 * 1024) + "\n", env);
+        Assert.Equal(65, huge.ExitCode);
+        Assert.Contains("larger than this system takes", huge.Stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(Maildrop));
 
         var usage = await Programs.RunAsync(Programs.DropHelper, ["-i"], "Subject: x\n\ny\n", env);
         Assert.Equal(64, usage.ExitCode);
