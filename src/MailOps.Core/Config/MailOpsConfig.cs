@@ -38,6 +38,12 @@ public sealed class MailOpsConfig
     public string? MaildirRoot { get; set; }
     public TransportSettings? SmartHost { get; set; }
     public Dictionary<string, TransportSettings> Routes { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>
+    /// Outbound TLS per destination domain for MX delivery (docs/configuration.md, "TLS policy"):
+    /// <c>May</c> (opportunistic, the default), <c>Require</c> (STARTTLS, any certificate),
+    /// <c>Verify</c> (STARTTLS, a certificate valid for the MX host's name), <c>None</c>.
+    /// </summary>
+    public Dictionary<string, string> TlsPolicies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
     /// <summary>A PEM file of CA certificates trusted, besides the system's, to verify Required and Implicit TLS transports (a private relay's CA).</summary>
     public string? TlsTrustAnchors { get; set; }
     public int RemotePort { get; set; } = 25;
@@ -126,6 +132,7 @@ public sealed class MailOpsConfig
         // The serializer builds its own dictionaries: give domain and address keys their comparer back.
         config.VirtualDomains = new(config.VirtualDomains, StringComparer.OrdinalIgnoreCase);
         config.Routes = new(config.Routes, StringComparer.OrdinalIgnoreCase);
+        config.TlsPolicies = new(config.TlsPolicies, StringComparer.OrdinalIgnoreCase);
         config.Aliases = new(config.Aliases, StringComparer.OrdinalIgnoreCase);
         config.Validate(path);
         config.LoadedFrom = Path.GetFullPath(path);
@@ -150,6 +157,16 @@ public sealed class MailOpsConfig
         if ((mode & others) == 0) return null;
         return $"{LoadedFrom} holds secrets (password hashes or a certificate password) and is readable by others than its owner; make it private: chmod 600 {LoadedFrom}";
     }
+
+    /// <summary>The transport TLS mode of a TlsPolicies level, or null for a level that does not exist.</summary>
+    public static TransportTls? TlsPolicyLevel(string policy) => policy.Trim().ToLowerInvariant() switch
+    {
+        "may" => TransportTls.Opportunistic,
+        "require" or "encrypt" => TransportTls.Encrypted,
+        "verify" or "secure" => TransportTls.Required,
+        "none" => TransportTls.None,
+        _ => null,
+    };
 
     /// <summary>A RelayClients entry: a CIDR network, or one address (a /32 or /128).</summary>
     public static bool TryParseNetwork(string text, out System.Net.IPNetwork network)
@@ -182,6 +199,8 @@ public sealed class MailOpsConfig
         foreach (var (domain, transport) in Routes)
             if (transport.Check(RemotePort) is { } problem) Require(false, $"Routes: {domain}: {problem}.");
         if (SmartHost?.Check(RemotePort) is { } smartProblem) Require(false, $"SmartHost: {smartProblem}.");
+        foreach (var (domain, policy) in TlsPolicies)
+            Require(TlsPolicyLevel(policy) is not null, $"TlsPolicies: '{policy}' for {domain} is not May, Require, Verify or None.");
         if (TlsTrustAnchors is not null)
             Require(File.Exists(TlsTrustAnchors), $"TlsTrustAnchors: {TlsTrustAnchors} does not exist.");
         Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");

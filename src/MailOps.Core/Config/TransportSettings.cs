@@ -15,6 +15,8 @@ public enum TransportTls
     Implicit,
     /// <summary>Never TLS.</summary>
     None,
+    /// <summary>STARTTLS or nothing, any certificate (Postfix's "encrypt"): against a passive eavesdropper, not an active attacker.</summary>
+    Encrypted,
 }
 
 /// <summary>

@@ -112,8 +112,17 @@ public sealed class MxRouter
             return MailRoute.Fail(domain, hosts.Any(h => h.ErrorIsTemporary) ? "4.4.3" : "5.4.4",
                 $"no MX host of {domain} has an address: " + string.Join("; ", hosts.Select(h => h.Error)));
         }
-        return new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = hosts, Reason = reason };
+        return new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = hosts, Reason = reason, Transport = PolicyTransport(domain) };
     }
+
+    /// <summary>The domain's TlsPolicies entry as a transport carrying only its TLS mode (one object per domain, so sessions are reused); null for the default.</summary>
+    private TransportSettings? PolicyTransport(string domain)
+    {
+        if (!_config.TlsPolicies.TryGetValue(domain, out var policy) || MailOpsConfig.TlsPolicyLevel(policy) is not { } level) return null;
+        return _policyTransports.GetOrAdd(domain, d => new TransportSettings { Host = d, Tls = level });
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TransportSettings> _policyTransports = new(StringComparer.OrdinalIgnoreCase);
 
     private async Task<MailRoute> RouteToAsync(string domain, TransportSettings target, string source, CancellationToken cancellationToken)
     {

@@ -100,7 +100,7 @@ internal sealed class RemoteSession : IAsyncDisposable
             var options = mode switch
             {
                 TransportTls.None => SecureSocketOptions.None,
-                TransportTls.Required => SecureSocketOptions.StartTls,
+                TransportTls.Required or TransportTls.Encrypted => SecureSocketOptions.StartTls,
                 TransportTls.Implicit => SecureSocketOptions.SslOnConnect,
                 _ => pass == 0 ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None,
             };
@@ -160,11 +160,11 @@ internal sealed class RemoteSession : IAsyncDisposable
             {
                 (status, error) = (ex.Status, ex.Message);
             }
-            catch (NotSupportedException) when (mode == TransportTls.Required)
+            catch (NotSupportedException) when (mode is TransportTls.Required or TransportTls.Encrypted)
             {
                 (status, error) = ("4.7.4", "TLS is required and the server does not offer STARTTLS; not sent in clear");
             }
-            catch (Exception ex) when (verify && ex is SslHandshakeException or System.Security.Authentication.AuthenticationException)
+            catch (Exception ex) when ((verify || mode == TransportTls.Encrypted) && ex is SslHandshakeException or System.Security.Authentication.AuthenticationException)
             {
                 (status, error) = ("4.7.5", $"TLS is required and failed ({FirstLine(ex.InnerException?.Message ?? ex.Message)}); not sent in clear");
             }
@@ -231,7 +231,9 @@ internal sealed class RemoteSession : IAsyncDisposable
     {
         var client = _client!;
         string host = _host!.Name, address = _endpoint!.ToString();
-        string? tls = client.IsEncrypted ? $"{client.SslProtocol} {client.SslCipherSuite}" : null;
+        // Which policy applied, and whether the peer's certificate was verified, for the trace.
+        bool verified = _transport?.Tls is TransportTls.Required or TransportTls.Implicit;
+        string? tls = client.IsEncrypted ? $"{client.SslProtocol} {client.SslCipherSuite} ({(verified ? "verified" : "not verified")}, {_transport?.Tls ?? TransportTls.Opportunistic})" : null;
         long started = Stopwatch.GetTimestamp();
         double Elapsed() => Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1);
         RecipientResult Reply(string rcpt, int code, string text) => RecipientResult.FromReply(rcpt, code, text, host, address, tls, Elapsed());
