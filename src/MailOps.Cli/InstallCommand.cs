@@ -233,7 +233,8 @@ internal static class InstallCommand
         Must("chmod", mode, path);
     }
 
-    private static bool Run(string program, params string[] args)
+    /// <returns>Whether it succeeded, and what it said on stderr.</returns>
+    private static (bool Ok, string Error) Execute(string program, string[] args)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in args) start.ArgumentList.Add(arg);
@@ -241,15 +242,14 @@ internal static class InstallCommand
         process.StandardOutput.ReadToEnd();
         string error = process.StandardError.ReadToEnd();
         process.WaitForExit();
-        _lastError = error.Trim();
-        return process.ExitCode == 0;
+        return (process.ExitCode == 0, error.Trim());
     }
 
-    [ThreadStatic] private static string? _lastError;
+    private static bool Run(string program, params string[] args) => Execute(program, args).Ok;
 
     private static void Must(string program, params string[] args)
     {
-        if (!Run(program, args))
-            throw new CliException(ExitCodes.Failure, $"{program} {string.Join(' ', args)} failed: {_lastError}");
+        var (ok, error) = Execute(program, args);
+        if (!ok) throw new CliException(ExitCodes.Failure, $"{program} {string.Join(' ', args)} failed: {error}");
     }
 }

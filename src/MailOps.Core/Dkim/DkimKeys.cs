@@ -49,10 +49,10 @@ public sealed class DkimKeys(string queuePath)
     /// <exception cref="IOException">The selector exists already.</exception>
     public DkimKey Generate(string domain, string selector, DkimAlgorithm algorithm = DkimAlgorithm.Rsa)
     {
-        domain = CheckName(domain.Trim().TrimEnd('.').ToLowerInvariant(), "domain");
+        domain = CheckName(Normalize(domain), "domain");
         selector = CheckName(selector.Trim().ToLowerInvariant(), "selector");
         string directory = System.IO.Path.Combine(Directory, domain);
-        DurableFile.CreatePrivateDirectory(System.IO.Path.Combine(Directory, ".."));
+        DurableFile.CreatePrivateDirectory(System.IO.Path.GetDirectoryName(Directory)!); // control/
         DurableFile.CreatePrivateDirectory(Directory);
         DurableFile.CreatePrivateDirectory(directory);
         string path = System.IO.Path.Combine(directory, selector + ".pem");
@@ -80,7 +80,7 @@ public sealed class DkimKeys(string queuePath)
     {
         if (!System.IO.Directory.Exists(Directory)) return [];
         var domains = domain is null ? System.IO.Directory.GetDirectories(Directory).Select(System.IO.Path.GetFileName)
-                                     : [domain.Trim().TrimEnd('.').ToLowerInvariant()];
+                                     : [Normalize(domain)];
         var keys = new List<DkimKey>();
         foreach (var d in domains.Order(StringComparer.Ordinal))
         {
@@ -102,7 +102,7 @@ public sealed class DkimKeys(string queuePath)
     /// </summary>
     public IReadOnlyList<DkimSigner> SignersFor(string domain)
     {
-        domain = domain.Trim().TrimEnd('.').ToLowerInvariant();
+        domain = Normalize(domain);
         if (domain.Length == 0 || domain.Contains('/') || domain.Contains('\\') || domain.StartsWith('.')) return [];
         string dir = System.IO.Path.Combine(Directory, domain);
         if (!System.IO.Directory.Exists(dir)) return [];
@@ -111,9 +111,8 @@ public sealed class DkimKeys(string queuePath)
         var signers = new List<(DkimAlgorithm Algorithm, DkimSigner Signer)>();
         foreach (var path in System.IO.Directory.GetFiles(dir, "*.pem").Order(StringComparer.Ordinal))
         {
-            string pem = File.ReadAllText(path);
+            var (pem, key) = LoadKey(path);
             string selector = System.IO.Path.GetFileNameWithoutExtension(path);
-            var key = PrivateKeyFactory.CreateKey(Convert.FromBase64String(pem[PemEncoding.Find(pem).Base64Data]));
             DkimSigner signer;
             if (key is Ed25519PrivateKeyParameters)
                 signer = new DkimSigner(key, domain, selector, DkimSignatureAlgorithm.Ed25519Sha256);
@@ -156,13 +155,11 @@ public sealed class DkimKeys(string queuePath)
     private static DkimKey? Read(string domain, string path)
     {
         string pem;
-        try { pem = File.ReadAllText(path); }
+        Org.BouncyCastle.Crypto.AsymmetricKeyParameter key;
+        try { (pem, key) = LoadKey(path); }
         catch (IOException) { return null; }
-        var fields = PemEncoding.Find(pem);
-        byte[] der = Convert.FromBase64String(pem[fields.Base64Data]);
         string record;
         DkimAlgorithm algorithm;
-        var key = PrivateKeyFactory.CreateKey(der);
         if (key is Ed25519PrivateKeyParameters ed)
         {
             algorithm = DkimAlgorithm.Ed25519;
@@ -185,6 +182,15 @@ public sealed class DkimKeys(string queuePath)
             Created = File.GetLastWriteTimeUtc(path),
         };
     }
+
+    /// <summary>A key file's PEM text and its private key (PKCS#8: RSA or Ed25519).</summary>
+    private static (string Pem, Org.BouncyCastle.Crypto.AsymmetricKeyParameter Key) LoadKey(string path)
+    {
+        string pem = File.ReadAllText(path);
+        return (pem, PrivateKeyFactory.CreateKey(Convert.FromBase64String(pem[PemEncoding.Find(pem).Base64Data])));
+    }
+
+    private static string Normalize(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();
 
     private static string CheckName(string name, string what)
     {

@@ -12,7 +12,7 @@ public sealed class IncomingMessage : IAsyncDisposable
     private const int HeaderCaptureLimit = 64 * 1024;
 
     private readonly QueueStore _store;
-    private FileStream _file;
+    private readonly FileStream _file;
     private readonly CapturingStream _body;
     private long _prefix;
     private bool _committed;
@@ -183,8 +183,7 @@ public sealed class IncomingMessage : IAsyncDisposable
                     await reader.ReadExactlyAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
                     _file.Position = start + prefix.Length;
                     await _file.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                    await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-                    end = start;
+                    end = start; // what is still to move lies below every write so far
                 }
             }
             finally

@@ -137,7 +137,7 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
         {
             if (Posix.FStat(file.SafeFileHandle) is not { } opened || opened.Inode != facts.Inode || !opened.IsRegular)
                 return PickupOutcome.Gone; // replaced between lstat and open: the next scan sees what is there now
-            user = Posix.UserName(facts.Owner) ?? facts.Owner.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            user = UserOf(facts);
             (request, headerLength, bodyLength, error) = await ReadEnvelopeAsync(file, opened.Size, user, cancellationToken).ConfigureAwait(false);
             if (error is null)
             {
@@ -199,7 +199,7 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
     private PickupOutcome Reject(string path, FileFacts facts, string reason, string? user = null)
     {
         string name = Path.GetFileName(path);
-        user ??= Posix.UserName(facts.Owner) ?? "?";
+        user ??= UserOf(facts);
         DurableFile.CreatePrivateDirectory(RejectedDirectory);
         string target = Path.Combine(RejectedDirectory, name);
         try
@@ -214,6 +214,9 @@ public sealed class MaildropPickup(MailOpsConfig config, QueueStore store, ILogg
         log.LogWarning("maildrop: refused {Name} from uid {Uid} ({User}): {Reason}; kept in {Directory}", name, facts.Owner, user, reason, RejectedDirectory);
         return PickupOutcome.Rejected;
     }
+
+    /// <summary>The login name of a file's owner, or its uid when the user database has none.</summary>
+    private static string UserOf(FileFacts facts) => Posix.UserName(facts.Owner) ?? facts.Owner.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The body part of a drop: reads stop where the trailer begins.</summary>
     private sealed class BoundedReadStream(Stream inner, long length) : Stream

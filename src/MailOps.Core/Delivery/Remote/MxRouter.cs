@@ -126,10 +126,7 @@ public sealed class MxRouter
 
     private async Task<MailRoute> RouteToAsync(string domain, TransportSettings target, string source, CancellationToken cancellationToken)
     {
-        var transport = target;
-        if (target.Host.StartsWith('[') && target.Host.EndsWith(']') && !target.Host.Contains("]:"))
-            transport = new TransportSettings { Host = target.Host[1..^1], Port = target.Port, Tls = target.Tls, Credential = target.Credential, CredentialsFile = target.CredentialsFile, HeloName = target.HeloName, SourceAddress = target.SourceAddress, MaxConnections = target.MaxConnections };
-        if (!transport.TryGetEndpoint(_config.RemotePort, out var hp))
+        if (!target.TryGetEndpoint(_config.RemotePort, out var hp)) // "[host]" and "[host]:port" included
             return MailRoute.Fail(domain, "4.3.5", $"{source} '{target.Host}' is not host[:port] (fix the configuration)");
         var host = await ResolveHostAsync(hp.Host, 0, hp.Port, cancellationToken).ConfigureAwait(false);
         // A broken route is the operator's to fix: defer, never bounce.
