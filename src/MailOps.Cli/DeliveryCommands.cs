@@ -81,7 +81,7 @@ internal static class DeliveryCommands
         var (config, _) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
         if (a.Values("--dns").Count > 0) config.DnsServers = a.Values("--dns").ToList();
         config.Validate("--dns");
-        var router = MxRouter.ForConfig(config);
+        using var router = MxRouter.ForConfig(config);
         var route = await router.RouteAsync(a.Positional[0], cancellationToken);
 
         if (a.Flag("--json"))

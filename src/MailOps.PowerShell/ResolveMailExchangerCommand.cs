@@ -50,7 +50,7 @@ public sealed class ResolveMailExchangerCommand : MailOpsCmdlet
 
     protected override void ProcessRecord()
     {
-        var router = MxRouter.ForConfig(_config!);
+        using var router = MxRouter.ForConfig(_config!);
         foreach (var domain in Domain)
         {
             var route = Bridge(router.RouteAsync(domain.Trim().TrimEnd('.'), Cancellation));

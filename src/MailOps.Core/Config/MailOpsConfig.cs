@@ -41,10 +41,12 @@ public sealed class MailOpsConfig
     /// <summary>
     /// Outbound TLS per destination domain for MX delivery (docs/configuration.md, "TLS policy"):
     /// <c>May</c> (opportunistic, the default), <c>Require</c> (STARTTLS, any certificate),
-    /// <c>Verify</c> (STARTTLS, a certificate valid for the MX host's name), <c>None</c>.
+    /// <c>Verify</c> (STARTTLS, a certificate valid for the MX host's name), <c>Dane</c> (STARTTLS,
+    /// a certificate matching the host's DNSSEC-validated TLSA records), <c>None</c>. A domain named
+    /// here is exempt from MTA-STS; DANE applies by itself wherever the resolver validates.
     /// </summary>
     public Dictionary<string, string> TlsPolicies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
-    /// <summary>A PEM file of CA certificates trusted, besides the system's, to verify Required and Implicit TLS transports (a private relay's CA).</summary>
+    /// <summary>A PEM file of CA certificates trusted, besides the system's, wherever a certificate is verified by the Web PKI: Required and Implicit transports (a private relay's CA), the Verify level, MTA-STS policy hosts and MX hosts.</summary>
     public string? TlsTrustAnchors { get; set; }
     public int RemotePort { get; set; } = 25;
     public List<string> DnsServers { get; set; } = [];
@@ -165,6 +167,7 @@ public sealed class MailOpsConfig
         "require" or "encrypt" => TransportTls.Encrypted,
         "verify" or "secure" => TransportTls.Required,
         "none" => TransportTls.None,
+        "dane" or "dane-only" => TransportTls.Dane,
         _ => null,
     };
 
@@ -200,7 +203,7 @@ public sealed class MailOpsConfig
             if (transport.Check(RemotePort) is { } problem) Require(false, $"Routes: {domain}: {problem}.");
         if (SmartHost?.Check(RemotePort) is { } smartProblem) Require(false, $"SmartHost: {smartProblem}.");
         foreach (var (domain, policy) in TlsPolicies)
-            Require(TlsPolicyLevel(policy) is not null, $"TlsPolicies: '{policy}' for {domain} is not May, Require, Verify or None.");
+            Require(TlsPolicyLevel(policy) is not null, $"TlsPolicies: '{policy}' for {domain} is not May, Require, Verify, Dane or None.");
         if (TlsTrustAnchors is not null)
             Require(File.Exists(TlsTrustAnchors), $"TlsTrustAnchors: {TlsTrustAnchors} does not exist.");
         Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");

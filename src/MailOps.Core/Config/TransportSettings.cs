@@ -17,6 +17,8 @@ public enum TransportTls
     None,
     /// <summary>STARTTLS or nothing, any certificate (Postfix's "encrypt"): against a passive eavesdropper, not an active attacker.</summary>
     Encrypted,
+    /// <summary>STARTTLS, and the certificate must match the host's DNSSEC-validated TLSA records (RFC 7672); without them the mail waits (Postfix's "dane-only").</summary>
+    Dane,
 }
 
 /// <summary>

@@ -80,10 +80,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         var maildir = new MaildirDelivery(config.MaildirRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(store.QueuePath).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "maildir"), config.HostName);
         MaildirRoot = maildir.Root;
         _local = new LocalCourier(config, store, maildir, _clock, _log);
-        Router = new MxRouter(config, options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), options.OwnEndpoints);
-        var trustAnchors = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
-        if (_config.TlsTrustAnchors is { } anchors) trustAnchors.ImportFromPemFile(anchors);
-        _remoteCouriers = options.RemoteCouriers ?? (() => new RemoteCourier(Router, _config.HostName, _clock, trustAnchors));
+        Router = new MxRouter(config, options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), options.OwnEndpoints, Path.Combine(store.Layout.ControlDir, "mta-sts"));
+        _remoteCouriers = options.RemoteCouriers ?? (() => new RemoteCourier(Router, _config.HostName, _clock));
     }
 
     public MxRouter Router { get; }
@@ -556,6 +554,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         await DrainAsync().ConfigureAwait(false);
         _stopping.Dispose();
         _abort.Dispose();
+        Router.Dispose();
     }
 }
 

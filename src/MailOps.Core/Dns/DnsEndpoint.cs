@@ -36,6 +36,8 @@ public static class DnsEndpoint
         options.ContinueOnDnsError = false;
         options.ContinueOnEmptyResponse = false;
         options.UseTcpFallback = true;
+        // The DO bit: a validating resolver then says (AD) which answers DNSSEC vouches for (DANE).
+        options.RequestDnsSecRecords = true;
         return new LookupClient(options);
     }
 }

@@ -27,22 +27,11 @@ public sealed class SmartHostTests : IAsyncLifetime
     {
         if (Peers.Find("python3") is null || !File.Exists("/usr/bin/python3")) return;
         Directory.CreateDirectory(Received);
-        using var caKey = RSA.Create(2048);
-        var caRequest = new CertificateRequest("CN=MailOps Test CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        var now = DateTimeOffset.UtcNow;
-        using var ca = caRequest.CreateSelfSigned(now.AddDays(-1), now.AddDays(2));
-        using var leafKey = RSA.Create(2048);
-        var leafRequest = new CertificateRequest("CN=relay.test", leafKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddIpAddress(IPAddress.Loopback);
-        san.AddDnsName("relay.test");
-        leafRequest.CertificateExtensions.Add(san.Build());
-        using var leaf = leafRequest.Create(ca, now.AddDays(-1), now.AddDays(1), [1, 2, 3, 4]);
-        await File.WriteAllTextAsync(CaPem, ca.ExportCertificatePem());
+        using var ca = new TestCa();
+        using var leaf = ca.Issue("relay.test");
+        ca.WritePem(CaPem);
         string certPem = Path.Combine(_q.Root, "relay.pem"), keyPem = Path.Combine(_q.Root, "relay.key");
-        await File.WriteAllTextAsync(certPem, leaf.ExportCertificatePem());
-        await File.WriteAllTextAsync(keyPem, leafKey.ExportPkcs8PrivateKeyPem());
+        TestCa.WritePem(leaf, certPem, keyPem);
 
         (_starttls, _implicit, _plain) = (FreePort(), FreePort(), FreePort());
         var start = Programs.StartInfo("/usr/bin/python3", [Path.Combine(Programs.RepoRoot, "tests", "peers", "provider.py"),

@@ -55,7 +55,7 @@ public sealed class TlsPolicyTests
     [Fact]
     public void An_unknown_policy_level_is_a_configuration_error()
     {
-        var config = new MailOpsConfig { TlsPolicies = new() { ["example.com"] = "Dane" } };
+        var config = new MailOpsConfig { TlsPolicies = new() { ["example.com"] = "Strict" } };
         var ex = Assert.Throws<ConfigException>(() => config.Validate());
         Assert.Contains("TlsPolicies", ex.Message);
     }

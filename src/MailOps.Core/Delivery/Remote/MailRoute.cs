@@ -22,6 +22,26 @@ public sealed record RouteHost(string Name, int Preference, int Port, IReadOnlyL
     public string? Error { get; init; }
     /// <summary>True when <see cref="Error"/> may go away (SERVFAIL, timeout) rather than being an answer (NXDOMAIN, no records).</summary>
     public bool ErrorIsTemporary { get; init; }
+    /// <summary>How TLS to this host is required and checked (a TLS policy, DANE, MTA-STS); null: the route's transport decides (opportunistic for MX).</summary>
+    public TlsRequirement? Tls { get; init; }
+}
+
+/// <summary>
+/// How one host's TLS is required and checked, and the name the trace gives it ("DANE", "MTA-STS
+/// enforce", "Required" ...): <see cref="Mode"/> says whether TLS is needed and how the certificate
+/// is judged (Required and Implicit by the Web PKI, Dane by <see cref="Tlsa"/>).
+/// </summary>
+public sealed record TlsRequirement(Config.TransportTls Mode, string Policy)
+{
+    /// <summary>The host's usable, DNSSEC-validated TLSA records when <see cref="Mode"/> is Dane.</summary>
+    public IReadOnlyList<DnsClient.Protocol.TlsaRecord> Tlsa { get; init; } = [];
+    /// <summary>MTA-STS testing: the certificate is checked and the verdict traced, but the mail goes whatever it is.</summary>
+    public bool ReportOnly { get; init; }
+
+    /// <summary>The same checks (a kept connection made under one may serve the other).</summary>
+    public bool SameAs(TlsRequirement? other) =>
+        other is not null && other.Mode == Mode && other.Policy == Policy && other.ReportOnly == ReportOnly
+        && other.Tlsa.Select(t => t.ToString()).SequenceEqual(Tlsa.Select(t => t.ToString()));
 }
 
 /// <summary>The outcome of routing one domain.</summary>
@@ -36,7 +56,7 @@ public sealed class MailRoute
     public string? Status { get; init; }
     /// <summary>Why the route failed, or notes such as MX hosts dropped because they are this server.</summary>
     public string? Reason { get; init; }
-    /// <summary>How to reach a Routes or SmartHost target (TLS mode, credentials, HELO); null for MX delivery.</summary>
+    /// <summary>How to reach a Routes or SmartHost target (TLS mode, credentials, HELO); null for MX delivery (each host's <see cref="RouteHost.Tls"/> says how TLS is checked).</summary>
     public Config.TransportSettings? Transport { get; init; }
 
     internal static MailRoute Fail(string domain, string status, string reason) => new()

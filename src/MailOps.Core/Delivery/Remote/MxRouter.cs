@@ -14,24 +14,35 @@ namespace MailOps.Core.Delivery.Remote;
 /// 5.1.10, NXDOMAIN bounces 5.1.2, SERVFAIL and timeouts defer 4.4.3. MX hosts at or above our
 /// own preference are dropped so that mail never loops back to us; when we are the best MX of a
 /// domain we do not serve, the mail bounces 5.4.6 (qmail-remote's "I'm listed as a best-preference MX").
+/// Each MX host then gets its TLS requirement (docs/configuration.md, "TLS policy"): a TlsPolicies
+/// entry for the domain, else DANE where the MX and TLSA answers are DNSSEC-validated (RFC 7672),
+/// else the domain's MTA-STS policy (RFC 8461: in enforce mode hosts outside its mx list are
+/// dropped), else opportunistic TLS.
 /// </summary>
-public sealed class MxRouter
+public sealed class MxRouter : IDisposable
 {
     private readonly MailOpsConfig _config;
     private readonly ILookupClient _dns;
     private readonly Func<IReadOnlyList<IPEndPoint>> _ownEndpoints;
     private readonly HashSet<string> _local;
+    private readonly MtaStsResolver _sts;
 
     /// <param name="config">Routes, SmartHost, RemotePort, HostName, Local/VirtualDomains.</param>
     /// <param name="dns">The resolver (<see cref="Dns.DnsEndpoint.CreateClient"/>).</param>
     /// <param name="ownEndpoints">Where this server listens, to recognise itself among MX hosts.</param>
-    public MxRouter(MailOpsConfig config, ILookupClient dns, Func<IReadOnlyList<IPEndPoint>>? ownEndpoints = null)
+    /// <param name="mtaStsCache">Where fetched MTA-STS policies are kept across restarts (the queue's control/mta-sts); null keeps them in memory only.</param>
+    public MxRouter(MailOpsConfig config, ILookupClient dns, Func<IReadOnlyList<IPEndPoint>>? ownEndpoints = null, string? mtaStsCache = null)
     {
         _config = config;
         _dns = dns;
         _ownEndpoints = ownEndpoints ?? (() => ConfiguredEndpoints(config));
         _local = new(config.LocalDomains.Concat(config.VirtualDomains.Keys), StringComparer.OrdinalIgnoreCase);
+        Trust = CertificateTrust.FromConfig(config);
+        _sts = new MtaStsResolver(dns, Trust, mtaStsCache);
     }
+
+    /// <summary>How certificates are verified: the system's roots and TlsTrustAnchors.</summary>
+    public CertificateTrust Trust { get; }
 
     /// <summary>A router that asks the configuration's DnsServers (or the system resolvers).</summary>
     public static MxRouter ForConfig(MailOpsConfig config) => new(config, Dns.DnsEndpoint.CreateClient(config.DnsServers));
@@ -112,17 +123,94 @@ public sealed class MxRouter
             return MailRoute.Fail(domain, hosts.Any(h => h.ErrorIsTemporary) ? "4.4.3" : "5.4.4",
                 $"no MX host of {domain} has an address: " + string.Join("; ", hosts.Select(h => h.Error)));
         }
-        return new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = hosts, Reason = reason, Transport = PolicyTransport(domain) };
+        bool secure = source == "mx" && mxAnswer.Header.IsAuthenticData;
+        return await WithTlsPolicyAsync(new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = hosts, Reason = reason }, secure, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The domain's TlsPolicies entry as a transport carrying only its TLS mode (one object per domain, so sessions are reused); null for the default.</summary>
-    private TransportSettings? PolicyTransport(string domain)
+    private static readonly TlsRequirement StsEnforce = new(TransportTls.Required, "MTA-STS enforce");
+    private static readonly TlsRequirement StsTesting = new(TransportTls.Opportunistic, "MTA-STS testing") { ReportOnly = true };
+
+    /// <summary>Gives each host of an MX route its TLS requirement: TlsPolicies, else DANE, else MTA-STS, else none (opportunistic).</summary>
+    private async Task<MailRoute> WithTlsPolicyAsync(MailRoute route, bool mxSecure, CancellationToken cancellationToken)
     {
-        if (!_config.TlsPolicies.TryGetValue(domain, out var policy) || MailOpsConfig.TlsPolicyLevel(policy) is not { } level) return null;
-        return _policyTransports.GetOrAdd(domain, d => new TransportSettings { Host = d, Tls = level });
+        string domain = route.Domain;
+        var level = _config.TlsPolicies.TryGetValue(domain, out var policy) ? MailOpsConfig.TlsPolicyLevel(policy) : null;
+        if (level is { } fixedLevel && fixedLevel != TransportTls.Dane)
+        {
+            var requirement = new TlsRequirement(fixedLevel, fixedLevel.ToString());
+            return With(route, route.Hosts.Select(h => h with { Tls = requirement }).ToList(), route.Reason);
+        }
+        var notes = new List<string>();
+        if (route.Reason is not null) notes.Add(route.Reason);
+        MtaStsPolicy? sts = null;
+        if (level is null)
+        {
+            (sts, var note) = await _sts.GetAsync(domain, DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
+            if (note is not null) notes.Add(note);
+        }
+        var hosts = new List<RouteHost>();
+        bool tlsFailure = false;
+        foreach (var host in route.Hosts)
+        {
+            if (host.Addresses.Count == 0) { hosts.Add(host); continue; }
+            var (tlsa, error) = mxSecure || level == TransportTls.Dane ? await TlsaAsync(host, cancellationToken).ConfigureAwait(false) : (null, null);
+            if (error is null && tlsa is null && level == TransportTls.Dane)
+                error = $"{host.Name} has no DNSSEC-validated TLSA record, and TlsPolicies says Dane for {domain}";
+            if (error is not null)
+            {
+                tlsFailure = true;
+                hosts.Add(host with { Addresses = [], Error = error, ErrorIsTemporary = true });
+                continue;
+            }
+            if (tlsa is not null)
+            {
+                // RFC 7672 §2.2: DANE applies; with no usable record TLS is still required, unauthenticated.
+                var usable = tlsa.Where(CertificateTrust.IsUsable).ToList();
+                hosts.Add(host with { Tls = usable.Count > 0 ? new TlsRequirement(TransportTls.Dane, "DANE") { Tlsa = usable } : new TlsRequirement(TransportTls.Encrypted, "DANE, no usable TLSA record") });
+                continue;
+            }
+            if (sts is { IsEnforce: true } && !sts.Allows(host.Name))
+            {
+                notes.Add($"{host.Name} dropped: not an mx of the MTA-STS policy of {domain}");
+                continue;
+            }
+            hosts.Add(sts is null ? host : host with { Tls = sts.IsEnforce ? StsEnforce : StsTesting });
+        }
+        if (hosts.Count == 0)
+            return MailRoute.Fail(domain, "4.7.5", $"no MX host of {domain} is in its MTA-STS policy ({sts}); the mail waits");
+        if (hosts.All(h => h.Addresses.Count == 0))
+            return MailRoute.Fail(domain, tlsFailure ? "4.7.5" : "4.4.3", $"no MX host of {domain} can be used: " + string.Join("; ", hosts.Select(h => h.Error)));
+        return With(route, hosts, notes.Count > 0 ? string.Join("; ", notes) : null);
     }
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TransportSettings> _policyTransports = new(StringComparer.OrdinalIgnoreCase);
+    private static MailRoute With(MailRoute route, IReadOnlyList<RouteHost> hosts, string? reason) =>
+        new() { Domain = route.Domain, Kind = route.Kind, Source = route.Source, Hosts = hosts, Reason = reason, Transport = route.Transport };
+
+    /// <summary>
+    /// The host's TLSA records when the answer is DNSSEC-validated (the resolver's AD bit); null
+    /// when there are none or the answer is not validated (no DANE); an error when the lookup
+    /// failed, since then DANE can neither be used nor ruled out (RFC 7672 §2.2).
+    /// </summary>
+    private async Task<(IReadOnlyList<DnsClient.Protocol.TlsaRecord>? Records, string? Error)> TlsaAsync(RouteHost host, CancellationToken cancellationToken)
+    {
+        if (IPAddress.TryParse(host.Name, out _)) return (null, null);
+        string name = $"_{host.Port}._tcp.{host.Name}";
+        IDnsQueryResponse response;
+        try
+        {
+            response = await _dns.QueryAsync(name, QueryType.TLSA, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is DnsResponseException or SocketException or IOException or TimeoutException)
+        {
+            return (null, $"the TLSA lookup of {name} failed ({ex.Message}): DANE can be neither used nor ruled out");
+        }
+        if (response.HasError)
+            return response.Header.ResponseCode == DnsHeaderResponseCode.NotExistentDomain
+                ? (null, null)
+                : (null, $"the TLSA lookup of {name} failed ({response.Header.ResponseCode}): DANE can be neither used nor ruled out");
+        var records = response.Answers.OfType<DnsClient.Protocol.TlsaRecord>().ToList();
+        return response.Header.IsAuthenticData && records.Count > 0 ? (records, null) : (null, null);
+    }
 
     private async Task<MailRoute> RouteToAsync(string domain, TransportSettings target, string source, CancellationToken cancellationToken)
     {
@@ -134,6 +222,14 @@ public sealed class MxRouter
             return MailRoute.Fail(domain, "4.4.3", $"{source} host {hp.Host} has no address ({host.Error})");
         if (IsSelf(host))
             return MailRoute.Fail(domain, "5.4.6", $"{source} {hp} for {domain} is this server itself (mail loop)");
+        if (target.Tls == TransportTls.Dane)
+        {
+            var (tlsa, error) = await TlsaAsync(host, cancellationToken).ConfigureAwait(false);
+            var usable = tlsa?.Where(CertificateTrust.IsUsable).ToList() ?? [];
+            if (usable.Count == 0)
+                return MailRoute.Fail(domain, "4.7.5", error ?? $"{source} {hp} has no usable DNSSEC-validated TLSA record, and its Tls is Dane");
+            host = host with { Tls = new TlsRequirement(TransportTls.Dane, "DANE") { Tlsa = usable } };
+        }
         return new MailRoute { Domain = domain, Kind = RouteKind.Remote, Source = source, Hosts = [host], Transport = target };
     }
 
@@ -212,4 +308,6 @@ public sealed class MxRouter
 
     private static IReadOnlyList<IPEndPoint> ConfiguredEndpoints(MailOpsConfig config) =>
         config.Listen.Select(l => IPEndPoint.TryParse(l, out var e) ? e : null).OfType<IPEndPoint>().ToList();
+
+    public void Dispose() => _sts.Dispose();
 }

@@ -12,10 +12,10 @@ internal sealed class RemoteCourier : ICourier
     private readonly MxRouter _router;
     private readonly RemoteSession _session;
 
-    public RemoteCourier(MxRouter router, string helo, TimeProvider clock, System.Security.Cryptography.X509Certificates.X509Certificate2Collection? trustAnchors = null)
+    public RemoteCourier(MxRouter router, string helo, TimeProvider clock)
     {
         _router = router;
-        _session = new RemoteSession(helo, clock, trustAnchors);
+        _session = new RemoteSession(helo, clock, router.Trust);
     }
 
     public async Task<CourierResult> DeliverAsync(Envelope envelope, IReadOnlyList<EnvelopeRecipient> recipients, Stream body, CancellationToken cancellationToken)

@@ -21,9 +21,10 @@ internal sealed record RemoteAttempt(IReadOnlyList<RecipientResult> Results, IRe
 /// a route's hosts and addresses in order until one greets with 2xx (a refused connection, a
 /// timeout or a 4xx/5xx greeting moves on to the next), sends one message per transaction, and
 /// keeps the connection for the next message to the same host for a bounded time and count.
-/// TLS follows the route's transport (docs/configuration.md, "Transports"): by default opportunistic
-/// (STARTTLS when offered, any certificate accepted, a failed handshake retried in clear on the same
-/// address: Postfix's "may"); Required and Implicit verify the certificate and never fall back;
+/// TLS follows the host's requirement (a TLS policy, DANE, MTA-STS) or the route's transport
+/// (docs/configuration.md, "Transports" and "TLS policy"): by default opportunistic (STARTTLS when
+/// offered, any certificate accepted, a failed handshake retried in clear on the same address:
+/// Postfix's "may"); Required, Implicit and Dane verify the certificate and never fall back;
 /// credentials are sent over TLS only, and a refused AUTH defers 4.7.8, never bounces.
 /// </summary>
 internal sealed class RemoteSession : IAsyncDisposable
@@ -35,26 +36,34 @@ internal sealed class RemoteSession : IAsyncDisposable
 
     private readonly string _helo;
     private readonly TimeProvider _clock;
-    private readonly X509Certificate2Collection _trustAnchors;
+    private readonly CertificateTrust _trust;
     private TransportSettings? _transport;
+    private TlsRequirement? _requirement;
+    private string _verdict = "not verified";
     private DeliveryClient? _client;
     private RouteHost? _host;
     private IPEndPoint? _endpoint;
     private DateTimeOffset _opened;
     private int _messages;
 
-    public RemoteSession(string helo, TimeProvider clock, X509Certificate2Collection? trustAnchors = null)
+    public RemoteSession(string helo, TimeProvider clock, CertificateTrust? trust = null)
     {
         _helo = helo;
         _clock = clock;
-        _trustAnchors = trustAnchors ?? [];
+        _trust = trust ?? new CertificateTrust();
     }
+
+    private static readonly TlsRequirement Opportunistic = new(TransportTls.Opportunistic, nameof(TransportTls.Opportunistic));
+
+    /// <summary>What applies to <paramref name="host"/>: its own requirement (MX), else the transport's mode (Routes, SmartHost).</summary>
+    private static TlsRequirement RequirementOf(RouteHost host, TransportSettings? transport) =>
+        host.Tls ?? (transport is null || transport.Tls == TransportTls.Opportunistic ? Opportunistic : new TlsRequirement(transport.Tls, transport.Tls.ToString()));
 
     /// <summary>Sends one message to its due recipients over the route. Never throws for network or protocol failures.</summary>
     public async Task<RemoteAttempt> DeliverAsync(MailRoute route, Envelope envelope, IReadOnlyList<EnvelopeRecipient> recipients, Stream body, CancellationToken cancellationToken)
     {
         var events = new List<JournalEvent>();
-        if (_client is { IsConnected: true } && ReferenceEquals(_transport, route.Transport) && route.Hosts.Any(IsCurrentHost) && _messages < MaxMessagesPerConnection && _clock.GetUtcNow() - _opened < ReuseTime)
+        if (_client is { IsConnected: true } && ReferenceEquals(_transport, route.Transport) && route.Hosts.Any(h => IsCurrentHost(h) && RequirementOf(h, route.Transport).SameAs(_requirement)) && _messages < MaxMessagesPerConnection && _clock.GetUtcNow() - _opened < ReuseTime)
         {
             var reused = await SendAsync(envelope, recipients, body, cancellationToken).ConfigureAwait(false);
             if (reused is not null) return new RemoteAttempt(reused, events, false);
@@ -93,14 +102,17 @@ internal sealed class RemoteSession : IAsyncDisposable
     private async Task<(string Reason, string? Status)?> ConnectAsync(RouteHost host, IPAddress address, TransportSettings? transport, List<JournalEvent> events, CancellationToken cancellationToken)
     {
         var endpoint = new IPEndPoint(address, host.Port);
-        var mode = transport?.Tls ?? TransportTls.Opportunistic;
-        bool verify = mode is TransportTls.Required or TransportTls.Implicit;
+        var requirement = RequirementOf(host, transport);
+        var mode = requirement.Mode;
+        bool verify = mode is TransportTls.Required or TransportTls.Implicit or TransportTls.Dane;
+        // The certificate's verdict, for the trace and for the reason of a refused handshake.
+        string? verdict = null;
         for (int pass = 0; pass < 2; pass++)
         {
             var options = mode switch
             {
                 TransportTls.None => SecureSocketOptions.None,
-                TransportTls.Required or TransportTls.Encrypted => SecureSocketOptions.StartTls,
+                TransportTls.Required or TransportTls.Encrypted or TransportTls.Dane => SecureSocketOptions.StartTls,
                 TransportTls.Implicit => SecureSocketOptions.SslOnConnect,
                 _ => pass == 0 ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None,
             };
@@ -112,8 +124,16 @@ internal sealed class RemoteSession : IAsyncDisposable
                 Timeout = (int)CommandTimeout.TotalMilliseconds,
                 CheckCertificateRevocation = false,
                 // Opportunistic TLS (RFC 3207 §4.1 lets an MTA relay without it): any certificate will
-                // do. Required and Implicit: the chain must verify for the host's name.
-                ServerCertificateValidationCallback = verify ? VerifyCertificate : (_, _, _, _) => true,
+                // do (MTA-STS testing checks it for the trace only). Required and Implicit: the chain
+                // must verify for the host's name. Dane: the certificate must match the TLSA records.
+                ServerCertificateValidationCallback = (_, certificate, chain, errors) =>
+                {
+                    if (mode == TransportTls.Dane) verdict = CertificateTrust.WhyNotDane(requirement.Tlsa, certificate, chain, host.Name);
+                    else if (verify || requirement.ReportOnly) verdict = _trust.Why(certificate, chain, errors);
+                    else return true;
+                    verdict = verdict is null ? "verified" : "not verified: " + verdict;
+                    return !verify || verdict == "verified";
+                },
             };
             string error;
             string? status = null;
@@ -152,6 +172,8 @@ internal sealed class RemoteSession : IAsyncDisposable
                 _host = host;
                 _endpoint = endpoint;
                 _transport = transport;
+                _requirement = requirement;
+                _verdict = client.IsEncrypted ? verdict ?? "not verified" : "not verified";
                 _opened = _clock.GetUtcNow();
                 _messages = 0;
                 return null;
@@ -160,13 +182,14 @@ internal sealed class RemoteSession : IAsyncDisposable
             {
                 (status, error) = (ex.Status, ex.Message);
             }
-            catch (NotSupportedException) when (mode is TransportTls.Required or TransportTls.Encrypted)
+            catch (NotSupportedException) when (mode is TransportTls.Required or TransportTls.Encrypted or TransportTls.Dane)
             {
                 (status, error) = ("4.7.4", "TLS is required and the server does not offer STARTTLS; not sent in clear");
             }
             catch (Exception ex) when ((verify || mode == TransportTls.Encrypted) && ex is SslHandshakeException or System.Security.Authentication.AuthenticationException)
             {
-                (status, error) = ("4.7.5", $"TLS is required and failed ({FirstLine(ex.InnerException?.Message ?? ex.Message)}); not sent in clear");
+                string why = verdict is not null && verdict != "verified" ? verdict : FirstLine(ex.InnerException?.Message ?? ex.Message);
+                (status, error) = ("4.7.5", $"TLS is required ({requirement.Policy}) and failed ({why}); not sent in clear");
             }
             catch (Exception ex) when (pass == 0 && mode == TransportTls.Opportunistic && ex is SslHandshakeException or System.Security.Authentication.AuthenticationException)
             {
@@ -200,20 +223,6 @@ internal sealed class RemoteSession : IAsyncDisposable
         return ("TLS handshake failed, and so did the connection without TLS", null);
     }
 
-    /// <summary>Required and Implicit TLS: the system's roots, or TlsTrustAnchors (a private relay's CA); the name must match either way.</summary>
-    private bool VerifyCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
-    {
-        if (errors == SslPolicyErrors.None) return true;
-        if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0 || _trustAnchors.Count == 0)
-            return false;
-        using var custom = new X509Chain();
-        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        custom.ChainPolicy.CustomTrustStore.AddRange(_trustAnchors);
-        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (chain is not null) foreach (var element in chain.ChainElements) custom.ChainPolicy.ExtraStore.Add(element.Certificate);
-        return custom.Build(certificate as X509Certificate2 ?? new X509Certificate2(certificate));
-    }
-
     /// <summary>MailKit's handshake messages go on with a page of advice; the journal keeps the first line.</summary>
     private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
 
@@ -232,8 +241,7 @@ internal sealed class RemoteSession : IAsyncDisposable
         var client = _client!;
         string host = _host!.Name, address = _endpoint!.ToString();
         // Which policy applied, and whether the peer's certificate was verified, for the trace.
-        bool verified = _transport?.Tls is TransportTls.Required or TransportTls.Implicit;
-        string? tls = client.IsEncrypted ? $"{client.SslProtocol} {client.SslCipherSuite} ({(verified ? "verified" : "not verified")}, {_transport?.Tls ?? TransportTls.Opportunistic})" : null;
+        string? tls = client.IsEncrypted ? $"{client.SslProtocol} {client.SslCipherSuite} ({_verdict}, {_requirement!.Policy})" : null;
         long started = Stopwatch.GetTimestamp();
         double Elapsed() => Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1);
         RecipientResult Reply(string rcpt, int code, string text) => RecipientResult.FromReply(rcpt, code, text, host, address, tls, Elapsed());
@@ -309,6 +317,7 @@ internal sealed class RemoteSession : IAsyncDisposable
         var client = _client;
         _client = null;
         _transport = null;
+        _requirement = null;
         if (client is null) return;
         try
         {
