@@ -106,6 +106,7 @@ internal static class DeliveryCommands
                     foreach (var ip in h.Addresses) w.WriteStringValue(ip.ToString());
                     w.WriteEndArray();
                     if (h.Error is not null) w.WriteString("error", h.Error);
+                    w.WriteString("tls", MailExchanger.TlsOf(route, h));
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
@@ -122,7 +123,7 @@ internal static class DeliveryCommands
                 _ => $"{route.Domain}: {route.Kind.ToString().ToLowerInvariant()} {route.Status} {route.Reason}",
             });
             foreach (var h in route.Hosts)
-                Console.Out.WriteLine($"  {h.Preference,5}  {h.Name}:{h.Port}  " + (h.Addresses.Count > 0 ? string.Join(", ", h.Addresses) : "(" + h.Error + ")"));
+                Console.Out.WriteLine($"  {h.Preference,5}  {h.Name}:{h.Port}  " + (h.Addresses.Count > 0 ? string.Join(", ", h.Addresses) + $"  TLS: {MailExchanger.TlsOf(route, h)}" : "(" + h.Error + ")"));
             if (route.Kind == RouteKind.Remote && route.Reason is not null) Console.Out.WriteLine("  note: " + route.Reason);
         }
         return route.Kind switch { RouteKind.Bounce => ExitCodes.Failure, RouteKind.Defer => ExitCodes.TempFail, _ => ExitCodes.Ok };

@@ -88,6 +88,11 @@ public sealed class MailExchanger
     public string? Status { get; init; }
     /// <summary>Why the host has no address, or why the domain cannot be routed, or a note.</summary>
     public string? Reason { get; init; }
+    /// <summary>The TLS policy that applies to the host: "Opportunistic", "DANE", "MTA-STS enforce", a TlsPolicies level or the transport's Tls.</summary>
+    public string? Tls { get; init; }
+
+    /// <summary>The name of the TLS requirement that applies to <paramref name="host"/> of <paramref name="route"/>.</summary>
+    public static string TlsOf(MailRoute route, RouteHost host) => host.Tls?.Policy ?? route.Transport?.Tls.ToString() ?? nameof(Config.TransportTls.Opportunistic);
 
     /// <summary>The rows of <paramref name="route"/>: one per host, or one with the reason when there is none.</summary>
     public static IReadOnlyList<MailExchanger> From(MailRoute route)
@@ -106,6 +111,7 @@ public sealed class MailExchanger
             Addresses = h.Addresses,
             Status = route.Status,
             Reason = h.Error ?? route.Reason,
+            Tls = TlsOf(route, h),
         }).ToList();
     }
 
