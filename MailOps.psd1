@@ -28,6 +28,7 @@
         'Resolve-MailExchanger'
         'New-MailDkimKey'
         'Get-MailDkimKey'
+        'Test-MailDomain'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

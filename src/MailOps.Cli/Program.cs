@@ -33,6 +33,8 @@ public static class Program
           passwd  [--iterations N] < password                 salted hash for a Users entry of the configuration
           dkim    keygen --domain D --selector S [--algorithm rsa|ed25519] | list [--domain D]   [--queue DIR]
                                                               DKIM keys of the queue, and the TXT records to publish
+          domain  check DOMAIN [--address IP]... [--dns HOST:PORT]... [--json]
+                                                              what DOMAIN must publish (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, HELO, PTR); exit 1 on a failure
           install [--root DIR] [--user U] [--drop-group G] [--queue DIR] [--maildir-root DIR] [--listen IP:PORT]...
                   [--hostname NAME] [--from DIR] [--force]    set up the system MTA: account, queue, maildrop, sendmail, systemd unit (root)
           uninstall [--root DIR] [--user U] [--drop-group G] [--purge]
@@ -77,6 +79,7 @@ public static class Program
                 "passwd" => PasswdCommand.Run(rest, Console.In, Console.Out),
                 "install" => InstallCommand.Install(rest),
                 "dkim" => DkimCommand.Run(rest, Console.Out),
+                "domain" => await DomainCommand.RunAsync(rest, cancel.Token),
                 "uninstall" => InstallCommand.Uninstall(rest),
                 _ => throw CliException.Usage($"unknown command '{args[0]}'. Run 'mailops help'."),
             };
