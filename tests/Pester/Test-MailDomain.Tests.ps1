@@ -29,7 +29,7 @@ Describe 'Test-MailDomain against DNS' -Skip:(-not $script:canRun) {
         $key = New-MailDkimKey -Domain pester.test -Selector s1 -Algorithm Ed25519 -QueuePath $queue
         $dnsmasqPath = (Get-Command dnsmasq -ErrorAction SilentlyContinue).Source ?? '/usr/sbin/dnsmasq'
         $dns = Start-Process timeout -PassThru -RedirectStandardOutput (Join-Path $TestDrive 'dns.out') -RedirectStandardError (Join-Path $TestDrive 'dns.err') -ArgumentList @(
-            '60', $dnsmasqPath, '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-daemon', '--log-facility=-', '--local=/test/',
+            '60', $dnsmasqPath, '--keep-in-foreground', '--no-resolv', '--no-hosts', '--log-facility=-', '--local=/test/',
             "--port=$port", '--listen-address=127.0.0.1', '--bind-interfaces', '--pid-file=',
             '--mx-host=pester.test,mx.pester.test,10', '--host-record=mx.pester.test,127.0.0.2', '--host-record=out.pester.test,127.0.0.9',
             '--ptr-record=9.0.0.127.in-addr.arpa,out.pester.test', '"--txt-record=pester.test,v=spf1 ip4:127.0.0.9 -all"')
@@ -43,7 +43,7 @@ Describe 'Test-MailDomain against DNS' -Skip:(-not $script:canRun) {
     }
 
     AfterAll {
-        if ($dns -and -not $dns.HasExited) { $dns.Kill() }
+        if ($dns -and -not $dns.HasExited) { $dns.Kill($true) } # timeout(1) and dnsmasq under it
     }
 
     It 'passes what is published and gives the record to publish for what is not' {

@@ -60,9 +60,11 @@ internal sealed class MailNetwork : IAsyncDisposable
     public async Task StartDnsAsync(params string[] records)
     {
         DnsPort = FreePortOnAll(["127.0.0.1"], udp: true);
+        // Not --no-daemon: in that debug mode dnsmasq answers TCP in its main process, and one idle
+        // TCP client (rspamd keeps one open) stalls every query after it.
         var args = new List<string>
         {
-            "120", Peers.Require("dnsmasq"), "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-daemon", "--log-facility=-",
+            "120", Peers.Require("dnsmasq"), "--keep-in-foreground", "--no-resolv", "--no-hosts", "--log-facility=-",
             "--local=/test/", $"--port={DnsPort}", "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=",
         };
         args.AddRange(records);
