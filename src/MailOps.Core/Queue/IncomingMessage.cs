@@ -135,10 +135,11 @@ public sealed class IncomingMessage : IAsyncDisposable
         }
         if (signers.Count == 0) return ([], null);
 
-        await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
         string path = _store.Layout.Mess(Id);
+        var whole = _body.Whole;
         byte[] prefix;
-        await using (var original = DurableFile.OpenCommittedForReading(path, 64 * 1024))
+        if (whole.IsEmpty) await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        await using (var original = whole.IsEmpty ? DurableFile.OpenCommittedForReading(path, 64 * 1024) : (Stream)new MemoryStream(_body.WholeArray, 0, whole.Length, writable: false))
         {
             var message = await MimeMessage.LoadAsync(original, cancellationToken).ConfigureAwait(false);
             var present = new[] { "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
@@ -170,8 +171,17 @@ public sealed class IncomingMessage : IAsyncDisposable
         // second file: on ext4 a new inode per message is what costs most (inode allocation).
         try
         {
-            await using var reader = DurableFile.OpenCommittedForReading(path, 1);
             long length = _body.Written;
+            if (!whole.IsEmpty)
+            {
+                // A small message is all in memory: write the signatures and the message again from the start.
+                _file.Position = 0;
+                await _file.WriteAsync(prefix, cancellationToken).ConfigureAwait(false);
+                await _file.WriteAsync(whole, cancellationToken).ConfigureAwait(false);
+                _prefix = prefix.Length;
+                return (signers.Select(s => $"{s.Selector}._domainkey.{s.Domain}").ToList(), null);
+            }
+            await using var reader = DurableFile.OpenCommittedForReading(path, 1);
             var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
             try
             {
@@ -251,34 +261,54 @@ public sealed class IncomingMessage : IAsyncDisposable
         try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    /// <summary>Write-through stream that counts octets and keeps the header block (up to a limit).</summary>
+    /// <summary>
+    /// Write-through stream that counts octets and keeps a copy of what was written: all of a small
+    /// message (up to <see cref="WholeLimit"/>, so that signing needs no second read of the file),
+    /// else the header block up to a limit.
+    /// </summary>
     private sealed class CapturingStream : Stream
     {
+        private const int WholeLimit = 256 * 1024;
         private readonly Stream _inner;
-        private readonly byte[] _captured;
+        private readonly int _headerLimit;
+        private byte[] _captured = new byte[8 * 1024];
         private int _capturedLength;
-        private bool _headerDone;
+        private int _headerLength = -1;
 
-        public CapturingStream(Stream inner, int limit)
+        public CapturingStream(Stream inner, int headerLimit)
         {
             _inner = inner;
-            _captured = new byte[limit];
+            _headerLimit = headerLimit;
         }
 
         public long Written { get; private set; }
-        public ReadOnlySpan<byte> Captured => _captured.AsSpan(0, _capturedLength);
+
+        /// <summary>The header block, its blank line included (or as much of it as the limit keeps).</summary>
+        public ReadOnlySpan<byte> Captured => _captured.AsSpan(0, _headerLength >= 0 ? _headerLength : Math.Min(_capturedLength, _headerLimit));
+
+        /// <summary>The array behind <see cref="Whole"/>.</summary>
+        public byte[] WholeArray => _captured;
+
+        /// <summary>Everything written, when the message is small enough to be kept whole; else empty.</summary>
+        public ReadOnlyMemory<byte> Whole => Written == _capturedLength ? _captured.AsMemory(0, _capturedLength) : ReadOnlyMemory<byte>.Empty;
 
         private void Capture(ReadOnlySpan<byte> data)
         {
+            bool whole = Written == _capturedLength;
             Written = checked(Written + data.Length);
-            if (_headerDone) return;
-            int take = Math.Min(data.Length, _captured.Length - _capturedLength);
+            int take = whole && Written <= WholeLimit ? data.Length
+                : _headerLength >= 0 ? 0
+                : Math.Clamp(_headerLimit - _capturedLength, 0, data.Length);
+            if (take == 0) return;
+            if (_capturedLength + take > _captured.Length)
+                Array.Resize(ref _captured, Math.Max(_capturedLength + take, Math.Min(_captured.Length * 2, WholeLimit)));
             data[..take].CopyTo(_captured.AsSpan(_capturedLength));
             int searchFrom = Math.Max(0, _capturedLength - 3);
             _capturedLength += take;
-            if (_capturedLength == _captured.Length ||
-                _captured.AsSpan(searchFrom, _capturedLength - searchFrom).IndexOf("\r\n\r\n"u8) >= 0)
-                _headerDone = true;
+            if (_headerLength >= 0) return;
+            int end = _captured.AsSpan(searchFrom, _capturedLength - searchFrom).IndexOf("\r\n\r\n"u8);
+            if (end >= 0) _headerLength = Math.Min(searchFrom + end + 4, _headerLimit);
+            else if (_capturedLength >= _headerLimit) _headerLength = _headerLimit;
         }
 
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));

@@ -94,6 +94,27 @@ public sealed class DkimSigningTests
     }
 
     [PeerFact("dnsmasq", "python3")]
+    public async Task A_message_too_large_to_be_kept_in_memory_is_signed_from_its_file()
+    {
+        // Small messages are signed from the copy kept while they were received; this one (over
+        // 256 KiB) is read back from the spool file and moved down in place.
+        await using var net = new MailNetwork();
+        var keys = new DkimKeys(net.Sender.QueuePath);
+        var ed = keys.Generate("app.test", "e1", DkimAlgorithm.Ed25519);
+        await net.StartDnsAsync(TxtRecord(ed));
+        var store = net.OpenSenderStore();
+        var line = new string('x', 76) + "\n";
+        string message = "From: a@app.test\nSubject: large\n\n" + string.Concat(Enumerable.Range(0, 4000).Select(i => i.ToString("D6") + line));
+        var request = new SubmissionRequest { HostName = "app.test", DefaultDomain = "app.test", Recipients = ["u@far.test"], DotEndsInput = false };
+        string id = await MessageSubmitter.SubmitAsync(store, new MemoryStream(Encoding.UTF8.GetBytes(message)), request);
+        byte[] signed = await BodyOf(store, id);
+        Assert.True(signed.Length > 300 * 1024);
+        Assert.Equal(store.ReadEnvelope(id)!.Size, signed.Length);
+        Assert.EndsWith("003999" + line.Replace("\n", "\r\n"), Encoding.ASCII.GetString(signed));
+        Assert.Equal("0 pass\n", await VerifyAsync(net, signed));
+    }
+
+    [PeerFact("dnsmasq", "python3")]
     public async Task Local_submission_is_signed_and_a_domain_without_a_key_or_a_stranger_is_not()
     {
         await using var net = new MailNetwork();
