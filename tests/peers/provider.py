@@ -8,7 +8,8 @@ stdin closes."""
 import argparse, os, signal, ssl, sys, threading, warnings
 warnings.filterwarnings("ignore")
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword, MISSING
+from base64 import b64decode
 
 p = argparse.ArgumentParser()
 p.add_argument("--cert", required=True); p.add_argument("--key", required=True)
@@ -17,6 +18,7 @@ p.add_argument("--starttls-port", type=int, required=True)
 p.add_argument("--implicit-port", type=int, required=True)
 p.add_argument("--plain-port", type=int, required=True)
 p.add_argument("--user", required=True); p.add_argument("--password", required=True)
+p.add_argument("--xoauth2-token", help="also offer AUTH XOAUTH2, accepting this access token for --user")
 p.add_argument("--lifetime", type=float, default=600)
 p.add_argument("--watch-stdin", action="store_true", help="also stop when stdin closes")
 a = p.parse_args()
@@ -37,6 +39,19 @@ class Store:
             f.write(f"X-Provider-Auth: {user}\r\nX-Provider-Rcpt: {','.join(envelope.rcpt_tos)}\r\n".encode())
             f.write(envelope.original_content or envelope.content)
         return "250 2.0.0 Ok: queued"
+
+async def auth_xoauth2(self, server, args):
+    """AUTH XOAUTH2 (Google's and Microsoft's SASL for OAuth 2): user=U^Aauth=Bearer T^A^A, base64."""
+    data = b64decode(args[1]) if len(args) > 1 else await server.challenge_auth("")
+    if data is MISSING:
+        return AuthResult(success=False)
+    fields = dict(f.split("=", 1) for f in data.decode(errors="replace").split("\x01") if "=" in f)
+    if fields.get("user") == a.user and fields.get("auth") == "Bearer " + a.xoauth2_token:
+        return AuthResult(success=True, auth_data=(a.user + " via XOAUTH2").encode())
+    return AuthResult(success=False, handled=False)
+
+if a.xoauth2_token:
+    Store.auth_XOAUTH2 = auth_xoauth2
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     if isinstance(auth_data, LoginPassword) and auth_data.login.decode() == a.user and auth_data.password.decode() == a.password:

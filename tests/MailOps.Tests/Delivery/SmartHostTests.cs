@@ -36,7 +36,7 @@ public sealed class SmartHostTests : IAsyncLifetime
         (_starttls, _implicit, _plain) = (FreePort(), FreePort(), FreePort());
         var start = Programs.StartInfo("/usr/bin/python3", [Path.Combine(Programs.RepoRoot, "tests", "peers", "provider.py"),
             "--cert", certPem, "--key", keyPem, "--dir", Received, "--starttls-port", _starttls.ToString(), "--implicit-port", _implicit.ToString(),
-            "--plain-port", _plain.ToString(), "--user", "app", "--password", "s3cret", "--lifetime", "300", "--watch-stdin"]);
+            "--plain-port", _plain.ToString(), "--user", "app", "--password", "s3cret", "--xoauth2-token", "ya29.token-1", "--lifetime", "300", "--watch-stdin"]);
         _provider = Process.Start(start)!;
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         string? line;
@@ -101,6 +101,28 @@ public sealed class SmartHostTests : IAsyncLifetime
         Assert.Equal(RecipientState.Deferred, refused.State); // never a bounce
         Assert.Equal("4.7.8", refused.Status);
         Assert.Contains(journal, e => e.Event == JournalEventType.Attempt && e.Detail?.Contains("AUTH refused: 535") == true);
+        Assert.Single(Arrived());
+    }
+
+    [PeerFact("python3")]
+    public async Task XOAUTH2_sends_the_access_token_and_reads_the_file_again_at_every_connection()
+    {
+        string tokenFile = Path.Combine(_q.Root, "token.secret");
+        File.WriteAllText(tokenFile, "app:ya29.token-1\n");
+        File.SetUnixFileMode(tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var smartHost = new TransportSettings { Host = $"127.0.0.1:{_starttls}", Tls = TransportTls.Required, CredentialsFile = tokenFile, Auth = TransportAuth.XOAuth2 };
+        var config = Config(smartHost);
+        var (delivered, _) = await SendAsync(config);
+        Assert.True(delivered.State == RecipientState.Delivered, delivered.LastError);
+        Assert.StartsWith("X-Provider-Auth: app via XOAUTH2\r\n", Assert.Single(Arrived()));
+
+        // The token expired and the refresher wrote a new one the provider does not know (yet):
+        // the same running configuration reads it, and the mail waits (4.7.8), never bounces.
+        File.WriteAllText(tokenFile, "app:ya29.token-2\n");
+        var (refused, journal) = await SendAsync(config);
+        Assert.Equal(RecipientState.Deferred, refused.State);
+        Assert.Equal("4.7.8", refused.Status);
+        Assert.DoesNotContain(journal, e => e.Detail?.Contains("ya29") == true); // the token never reaches the journal
         Assert.Single(Arrived());
     }
 

@@ -152,11 +152,23 @@ internal sealed class RemoteSession : IAsyncDisposable
                 {
                     // Credentials go over TLS only, whatever the mode.
                     if (!client.IsEncrypted) throw new TlsPolicyException("4.7.4", "the relay offers no STARTTLS, and credentials are never sent in clear");
-                    client.AuthenticationMechanisms.Remove("XOAUTH2");
-                    client.AuthenticationMechanisms.Remove("OAUTHBEARER");
                     try
                     {
-                        await client.AuthenticateAsync(credential, cancellationToken).ConfigureAwait(false);
+                        if (transport.Auth == TransportAuth.XOAuth2)
+                        {
+                            // An access token lives an hour: read it again at every connection.
+                            var (current, fileError) = transport.ReadCredentialsFile();
+                            if (fileError is not null) throw new TlsPolicyException("4.7.8", fileError);
+                            credential = current ?? credential;
+                            if (!client.AuthenticationMechanisms.Contains("XOAUTH2")) throw new NotSupportedException();
+                            await client.AuthenticateAsync(new SaslMechanismOAuth2(credential.UserName, credential.Password), cancellationToken).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            client.AuthenticationMechanisms.Remove("XOAUTH2");
+                            client.AuthenticationMechanisms.Remove("OAUTHBEARER");
+                            await client.AuthenticateAsync(credential, cancellationToken).ConfigureAwait(false);
+                        }
                     }
                     catch (Exception ex) when (ex is MailKit.Security.AuthenticationException or SmtpCommandException)
                     {
@@ -165,7 +177,7 @@ internal sealed class RemoteSession : IAsyncDisposable
                     }
                     catch (NotSupportedException)
                     {
-                        throw new TlsPolicyException("4.7.4", "the relay offers no AUTH mechanism MailOps can use (PLAIN, LOGIN, SCRAM)");
+                        throw new TlsPolicyException("4.7.4", transport.Auth == TransportAuth.XOAuth2 ? "the relay does not offer AUTH XOAUTH2" : "the relay offers no AUTH mechanism MailOps can use (PLAIN, LOGIN, SCRAM)");
                     }
                 }
                 _client = client;
