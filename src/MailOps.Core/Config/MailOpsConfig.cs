@@ -16,6 +16,12 @@ public sealed class UserSettings
 {
     public string Name { get; set; } = "";
     public string PasswordHash { get; set; } = "";
+    /// <summary>
+    /// The addresses this user may put in MAIL FROM and From: besides their own name (when it is an
+    /// address) and the Aliases that lead to it: <c>bob@example.com</c>, <c>@example.com</c> for a
+    /// whole domain, <c>*</c> for any. A user with none of these may send as anyone.
+    /// </summary>
+    public List<string> SendAs { get; set; } = [];
 }
 
 /// <summary>
@@ -33,7 +39,10 @@ public sealed class MailOpsConfig
     public string? DefaultDomain { get; set; }
     public string? PlusDomain { get; set; }
     public List<string> RelayClients { get; set; } = ["127.0.0.0/8", "::1/128"];
+    /// <summary>IP:PORT entries, each with an optional role: <c>/submission</c> (587) or <c>/submissions</c> (465).</summary>
     public List<string> Listen { get; set; } = ["127.0.0.1:2525"];
+    /// <summary>Whether the Received: line of mail submitted on a submission port names the client's address and HELO (it does not by default).</summary>
+    public bool RevealSubmitter { get; set; }
     public string? QueuePath { get; set; }
     public string? MaildirRoot { get; set; }
     public TransportSettings? SmartHost { get; set; }

@@ -14,7 +14,11 @@ public sealed class IncomingMessage : IAsyncDisposable
     private readonly QueueStore _store;
     private readonly FileStream _file;
     private readonly CapturingStream _body;
+    /// <summary>Octets inserted after the body was written (missing header fields, signatures).</summary>
     private long _prefix;
+    private bool _signed;
+    /// <summary>The whole content once something was inserted into a message small enough to be kept in memory; else null.</summary>
+    private byte[]? _content;
     private bool _committed;
     private bool _disposed;
 
@@ -113,7 +117,7 @@ public sealed class IncomingMessage : IAsyncDisposable
     public async Task<(IReadOnlyList<string> Signatures, string? Error)> SignDkimAsync(Dkim.DkimKeys keys, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_committed || _prefix > 0) throw new InvalidOperationException("Sign once, before the commit.");
+        if (_committed || _signed) throw new InvalidOperationException("Sign once, before the commit.");
         string? domain = null;
         try
         {
@@ -135,11 +139,10 @@ public sealed class IncomingMessage : IAsyncDisposable
         }
         if (signers.Count == 0) return ([], null);
 
-        string path = _store.Layout.Mess(Id);
-        var whole = _body.Whole;
+        var content = Content;
         byte[] prefix;
-        if (whole.IsEmpty) await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-        await using (var original = whole.IsEmpty ? DurableFile.OpenCommittedForReading(path, 64 * 1024) : (Stream)new MemoryStream(_body.WholeArray, 0, whole.Length, writable: false))
+        if (content.IsEmpty) await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        await using (var original = content.IsEmpty ? DurableFile.OpenCommittedForReading(_store.Layout.Mess(Id), 64 * 1024) : (Stream)new MemoryStream(content.ToArray(), writable: false))
         {
             var message = await MimeMessage.LoadAsync(original, cancellationToken).ConfigureAwait(false);
             var present = new[] { "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
@@ -166,51 +169,85 @@ public sealed class IncomingMessage : IAsyncDisposable
             prefix = System.Text.Encoding.ASCII.GetBytes(text.ToString());
         }
 
-        // The signatures go in front of the body in the same file: its content moves up by the
-        // prefix's length, from the end backwards, then the prefix is written at the start. No
-        // second file: on ext4 a new inode per message is what costs most (inode allocation).
+        await InsertAsync(0, prefix, cancellationToken).ConfigureAwait(false);
+        _signed = true;
+        return (signers.Select(s => $"{s.Selector}._domainkey.{s.Domain}").ToList(), null);
+    }
+
+    /// <summary>The whole message as it stands when it is small enough to be kept in memory; else empty.</summary>
+    private ReadOnlyMemory<byte> Content => _content is not null ? _content : _prefix == 0 ? _body.Whole : ReadOnlyMemory<byte>.Empty;
+
+    /// <summary>
+    /// Adds header fields (each ending in CRLF) at the end of the header block, as Postfix's
+    /// cleanup adds a missing Message-ID or Date: call before signing. False when the header block
+    /// has no end within its first 64 KiB (nothing is added then).
+    /// </summary>
+    /// <exception cref="QueueFailureException">Writing failed (a full disk).</exception>
+    public async Task<bool> AddHeaderFieldsAsync(string fields, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_committed || _signed) throw new InvalidOperationException("Add header fields before signing and committing.");
+        var header = _body.Captured;
+        if (header.Length < 4 || !header.EndsWith("\r\n\r\n"u8)) return false;
+        await InsertAsync(_prefix + header.Length - 2, System.Text.Encoding.UTF8.GetBytes(fields), cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
+    /// Puts <paramref name="data"/> at <paramref name="offset"/> of the message, in the same file:
+    /// a small message is written again from memory; a large one has its content from the offset
+    /// moved up, from the end backwards. No second file: on ext4 a new inode per message is what
+    /// costs most (inode allocation).
+    /// </summary>
+    private async Task InsertAsync(long offset, byte[] data, CancellationToken cancellationToken)
+    {
+        var content = Content;
+        long length = _body.Written + _prefix;
         try
         {
-            long length = _body.Written;
-            if (!whole.IsEmpty)
+            if (!content.IsEmpty)
             {
-                // A small message is all in memory: write the signatures and the message again from the start.
-                _file.Position = 0;
-                await _file.WriteAsync(prefix, cancellationToken).ConfigureAwait(false);
-                await _file.WriteAsync(whole, cancellationToken).ConfigureAwait(false);
-                _prefix = prefix.Length;
-                return (signers.Select(s => $"{s.Selector}._domainkey.{s.Domain}").ToList(), null);
+                var updated = new byte[content.Length + data.Length];
+                content.Span[..(int)offset].CopyTo(updated);
+                data.CopyTo(updated, (int)offset);
+                content.Span[(int)offset..].CopyTo(updated.AsSpan((int)offset + data.Length));
+                _file.Position = offset;
+                await _file.WriteAsync(updated.AsMemory((int)offset), cancellationToken).ConfigureAwait(false);
+                _content = updated;
             }
-            await using var reader = DurableFile.OpenCommittedForReading(path, 1);
-            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
-            try
+            else
             {
-                for (long end = length; end > 0;)
+                await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                await using var reader = DurableFile.OpenCommittedForReading(_store.Layout.Mess(Id), 1);
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+                try
                 {
-                    int n = (int)Math.Min(buffer.Length, end);
-                    long start = end - n;
-                    reader.Position = start;
-                    await reader.ReadExactlyAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                    _file.Position = start + prefix.Length;
-                    await _file.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                    end = start; // what is still to move lies below every write so far
+                    for (long end = length; end > offset;)
+                    {
+                        int n = (int)Math.Min(buffer.Length, end - offset);
+                        long start = end - n;
+                        reader.Position = start;
+                        await reader.ReadExactlyAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                        _file.Position = start + data.Length;
+                        await _file.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                        end = start; // what is still to move lies below every write so far
+                    }
                 }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                }
+                _file.Position = offset;
+                await _file.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+                await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
             }
-            finally
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-            }
-            _file.Position = 0;
-            await _file.WriteAsync(prefix, cancellationToken).ConfigureAwait(false);
-            await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-            _file.Position = length + prefix.Length;
+            _file.Position = length + data.Length;
         }
         catch (IOException io)
         {
             throw QueueFailureException.Transient($"Cannot write to the queue: {io.Message}", io);
         }
-        _prefix = prefix.Length;
-        return (signers.Select(s => $"{s.Selector}._domainkey.{s.Domain}").ToList(), null);
+        _prefix += data.Length;
     }
 
     private static void FillFromHeaders(Envelope envelope, ReadOnlySpan<byte> headerBytes)

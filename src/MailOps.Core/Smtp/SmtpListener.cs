@@ -16,8 +16,9 @@ namespace MailOps.Core.Smtp;
 public sealed class SmtpListener : IAsyncDisposable
 {
     private readonly SmtpServerContext _server;
-    private readonly IReadOnlyList<IPEndPoint> _endpoints;
+    private readonly IReadOnlyList<ListenEndpoint> _endpoints;
     private readonly List<Socket> _listeners = new();
+    private readonly Dictionary<Socket, ListenerRole> _roles = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Socket, byte> _connections = new();
     private readonly Dictionary<IPAddress, int> _perClient = new();
@@ -30,25 +31,24 @@ public sealed class SmtpListener : IAsyncDisposable
     public SmtpListener(SmtpServerContext server, IEnumerable<IPEndPoint>? endpoints = null)
     {
         _server = server;
-        _endpoints = (endpoints ?? server.Config.Listen.Select(ParseEndpoint)).ToList();
+        _endpoints = (endpoints?.Select(e => new ListenEndpoint(e, ListenerRole.Mx)) ?? server.Config.Listen.Select(ListenEndpoint.Parse)).ToList();
         if (_endpoints.Count == 0) throw new ConfigException("Listen: at least one endpoint is needed.");
+        if (_endpoints.Any(e => e.Role != ListenerRole.Mx))
+        {
+            if (server.Tls is null) throw new ConfigException("Listen: a submission or submissions port needs TLS (Tls.Enabled).");
+            if (!server.AuthAvailable) throw new ConfigException("Listen: a submission or submissions port needs Users to authenticate.");
+        }
     }
 
-    /// <summary>Parses <c>IP:PORT</c> or <c>[IPv6]:PORT</c>; port 0 asks for any free port.</summary>
+    /// <summary>Parses <c>IP:PORT</c> or <c>[IPv6]:PORT</c> (a role after a slash is allowed); port 0 asks for any free port.</summary>
     /// <exception cref="ConfigException">Not an address with a port.</exception>
-    public static IPEndPoint ParseEndpoint(string text)
-    {
-        if (IPEndPoint.TryParse(text.Trim(), out var endpoint) && text.Contains(':'))
-        {
-            // "::1" alone parses as an IPv6 address with port 0; a port is required.
-            if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && !text.Contains(']')) throw new ConfigException($"Listen: '{text}': write IPv6 endpoints as [address]:port.");
-            return endpoint;
-        }
-        throw new ConfigException($"Listen: '{text}' is not an endpoint (IP:PORT or [IPv6]:PORT).");
-    }
+    public static IPEndPoint ParseEndpoint(string text) => ListenEndpoint.Parse(text).Endpoint;
 
     /// <summary>Where the listener accepts connections (with the actual port when 0 was asked for).</summary>
     public IReadOnlyList<IPEndPoint> LocalEndpoints => _listeners.Select(s => (IPEndPoint)s.LocalEndPoint!).ToList();
+
+    /// <summary><see cref="LocalEndpoints"/> with the role of each.</summary>
+    public IReadOnlyList<ListenEndpoint> Listening => _listeners.Select(s => new ListenEndpoint((IPEndPoint)s.LocalEndPoint!, _roles[s])).ToList();
 
     /// <summary>Sessions in progress.</summary>
     public int ActiveSessions => Volatile.Read(ref _active);
@@ -62,10 +62,11 @@ public sealed class SmtpListener : IAsyncDisposable
             if (_listeners.Count > 0 || _stopTask is not null) throw new InvalidOperationException("The listener was already started.");
             try
             {
-                foreach (var endpoint in _endpoints)
+                foreach (var (endpoint, role) in _endpoints)
                 {
                     var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                     _listeners.Add(socket);
+                    _roles[socket] = role;
                     AllowRebindAfterRestart(socket);
                     if (endpoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
                     socket.Bind(endpoint);
@@ -80,7 +81,7 @@ public sealed class SmtpListener : IAsyncDisposable
             }
             foreach (var socket in _listeners)
             {
-                _server.Logger.LogInformation(SmtpEvents.Listening, "Listening on {Endpoint}", socket.LocalEndPoint);
+                _server.Logger.LogInformation(SmtpEvents.Listening, "Listening on {Endpoint}", new ListenEndpoint((IPEndPoint)socket.LocalEndPoint!, _roles[socket]));
                 _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket)));
             }
         }
@@ -118,11 +119,11 @@ public sealed class SmtpListener : IAsyncDisposable
                 await Task.Delay(50).ConfigureAwait(false);
                 continue;
             }
-            Admit(client);
+            Admit(client, _roles[listener]);
         }
     }
 
-    private void Admit(Socket client)
+    private void Admit(Socket client, ListenerRole role)
     {
         var address = (client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
@@ -147,7 +148,7 @@ public sealed class SmtpListener : IAsyncDisposable
         }
         _connections[client] = 0;
         client.NoDelay = true;
-        _ = Task.Run(() => RunSessionAsync(client, address));
+        _ = Task.Run(() => RunSessionAsync(client, address, role));
     }
 
     private static async Task RefuseAsync(Socket client, string reply)
@@ -166,11 +167,11 @@ public sealed class SmtpListener : IAsyncDisposable
         }
     }
 
-    private async Task RunSessionAsync(Socket client, IPAddress address)
+    private async Task RunSessionAsync(Socket client, IPAddress address, ListenerRole role)
     {
         try
         {
-            var session = new SmtpSession(_server, new NetworkStream(client, ownsSocket: true), address, _stopping.Token);
+            var session = new SmtpSession(_server, new NetworkStream(client, ownsSocket: true), address, _stopping.Token, role);
             await session.RunAsync().ConfigureAwait(false);
         }
         catch (Exception ex)

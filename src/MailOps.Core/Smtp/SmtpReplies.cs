@@ -64,6 +64,10 @@ internal static class SmtpReplies
     /// <summary>RFC 3463 5.1.3: a local part that cannot name a mailbox here (a path separator, a leading dot).</summary>
     public static string BadMailboxName(string address) => $"550 5.1.3 <{address}>: Recipient address rejected: local part cannot name a mailbox";
     public const string EncryptionRequired = "538 5.7.11 Encryption required for requested authentication mechanism";
+    public const string StartTlsFirst = "530 5.7.0 Must issue a STARTTLS command first";
+    public const string AuthRequired = "530 5.7.0 Authentication required";
+    public static string SenderNotOwned(string address, string user) => $"553 5.7.1 <{address}>: Sender address rejected: not owned by user {user}";
+    public static string FromNotOwned(string address, string user) => $"553 5.7.1 From: <{address}> is not an address of user {user}";
     public static string UnknownUser(string address) => $"550 5.1.1 <{address}>: Recipient address rejected: user unknown";
     public static string RelayDenied(string address) => $"554 5.7.1 <{address}>: Relay access denied";
     public const string MessageTooBig = "552 5.3.4 Message size exceeds the fixed maximum message size";

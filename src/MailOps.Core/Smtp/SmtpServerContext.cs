@@ -37,6 +37,8 @@ public sealed class SmtpServerContext
     public ILogger Logger { get; }
     internal RecipientPolicy Policy { get; }
     internal AuthGuard Auth { get; }
+    internal SenderBinding Senders => _senders ??= new SenderBinding(Config);
+    private SenderBinding? _senders;
     /// <summary>Null when STARTTLS is turned off.</summary>
     internal SslServerAuthenticationOptions? Tls { get; }
     internal bool AuthAvailable => Config.Users.Count > 0;

@@ -66,6 +66,7 @@ internal sealed class SmtpSession
     private readonly CancellationToken _stopping;
     private readonly string _host;
     private readonly bool _relayClient;
+    private readonly ListenerRole _role;
 
     private string? _helo;
     private bool _esmtp;
@@ -73,8 +74,9 @@ internal sealed class SmtpSession
     private bool _quit;
     private SmtpTransaction? _tx;
 
-    public SmtpSession(SmtpServerContext server, Stream transport, IPAddress? clientAddress, CancellationToken stopping)
+    public SmtpSession(SmtpServerContext server, Stream transport, IPAddress? clientAddress, CancellationToken stopping, ListenerRole role = ListenerRole.Mx)
     {
+        _role = role;
         _server = server;
         _connection = new SmtpConnection(server, transport, clientAddress);
         _authenticator = new SmtpAuthenticator(server, _connection);
@@ -93,6 +95,8 @@ internal sealed class SmtpSession
         using var registration = _stopping.Register(static c => ((SmtpConnection)c!).RequestStop(), _connection);
         try
         {
+            // RFC 8314: on a submissions port TLS starts with the connection, before the greeting.
+            if (_role == ListenerRole.Submissions) await _connection.UpgradeToTlsAsync(_server.Tls!).ConfigureAwait(false);
             Reply(SmtpReplies.Greeting(_host));
             while (!_quit)
             {
@@ -203,6 +207,8 @@ internal sealed class SmtpSession
 
     private string Mail(string argument)
     {
+        // Submission (RFC 6409): only authenticated users submit, and only over TLS.
+        if (_role != ListenerRole.Mx && _user is null) return _connection.Tls is null ? SmtpReplies.StartTlsFirst : SmtpReplies.AuthRequired;
         var path = SmtpCommandParser.ParsePath(argument, "FROM:", out string? error);
         if (path is null) return SmtpReplies.Syntax(error!);
 
@@ -250,6 +256,7 @@ internal sealed class SmtpSession
             return $"501 5.1.7 Bad sender address syntax: {error}";
             if (address!.IsInternational && !smtpUtf8) return SmtpReplies.NeedSmtpUtf8;
             sender = address.ToString();
+            if (_user is not null && !_server.Senders.MayUse(_user, sender)) return SmtpReplies.SenderNotOwned(sender, _user);
         }
         _tx = new SmtpTransaction { Sender = sender, EightBit = eightBit, SmtpUtf8 = smtpUtf8, EnvelopeId = envelopeId, Return = ret };
         return SmtpReplies.SenderOk;
@@ -351,7 +358,11 @@ internal sealed class SmtpSession
                           + (_connection.Tls is not null ? "S" : "") + (_user is not null ? "A" : "");
         if (!_esmtp) protocol = "SMTP";
         var sb = new StringBuilder(256);
-        sb.Append("Received: from ").Append(Printable(_helo ?? "unknown")).Append(" (unknown [").Append(ClientAddress).Append("])\r\n");
+        if (_role != ListenerRole.Mx && _user is not null && !_server.Config.RevealSubmitter)
+            // Submitted mail does not tell the world where the user was (their address, their laptop's name).
+            sb.Append("Received: from ").Append(_host).Append(" (authenticated user ").Append(Printable(_user)).Append(")\r\n");
+        else
+            sb.Append("Received: from ").Append(Printable(_helo ?? "unknown")).Append(" (unknown [").Append(ClientAddress).Append("])\r\n");
         if (_connection.Tls is not null)
             sb.Append("\t(using ").Append(_connection.Tls.SslProtocol).Append(" with cipher ").Append(_connection.Tls.NegotiatedCipherSuite).Append(")\r\n");
         sb.Append("\tby ").Append(_host).Append(" (MailOps) with ").Append(protocol).Append(" id ").Append(id);
@@ -480,6 +491,7 @@ internal sealed class SmtpSession
             reply = MailOpsException.IsDiskFullError(sink.Failure) ? SmtpReplies.InsufficientStorage : SmtpReplies.QueueTemporaryFailure;
         }
         else if (CountReceived(message.HeaderBlock) - 1 > MaxHops) reply = SmtpReplies.TooManyHops;
+        else if (_user is not null && ForeignFrom(message.HeaderBlock, _user) is { } foreign) reply = SmtpReplies.FromNotOwned(foreign, _user);
         else
         {
             var envelope = new Envelope
@@ -497,9 +509,12 @@ internal sealed class SmtpSession
             };
             try
             {
-                // Mail from a trusted client (AUTH, RelayClients) is signed for its From: domain.
+                // Mail from a trusted client (AUTH, RelayClients) gets a Message-ID and a Date when it
+                // has none (RFC 6409 8.2, 8.3), then is signed for its From: domain.
                 if (_user is not null || _relayClient)
                 {
+                    var (fields, messageId) = MissingFields(message.HeaderBlock, message.Id);
+                    if (fields.Length > 0 && await message.AddHeaderFieldsAsync(fields).ConfigureAwait(false)) envelope.MessageId ??= messageId;
                     var (_, dkimError) = await message.SignDkimAsync(_server.Dkim).ConfigureAwait(false);
                     if (dkimError is not null) _server.Logger.LogWarning(SmtpEvents.QueueFailure, "Message {Id} queued unsigned: {Reason}", message.Id, dkimError);
                 }
@@ -516,6 +531,43 @@ internal sealed class SmtpSession
         // Abandoning an uncommitted message never throws: the reply is owed whatever happens.
         await ResetTransactionAsync().ConfigureAwait(false);
         return reply;
+    }
+
+    /// <summary>The first From: address of <paramref name="header"/> that <paramref name="user"/> may not send as, or null.</summary>
+    private string? ForeignFrom(ReadOnlySpan<byte> header, string user)
+    {
+        try
+        {
+            var fields = MimeKit.HeaderList.Load(new MemoryStream(header.ToArray(), writable: false));
+            foreach (var from in fields.Where(f => f.Id == MimeKit.HeaderId.From))
+            {
+                if (!MimeKit.InternetAddressList.TryParse(from.Value, out var list)) return from.Value.Trim();
+                foreach (var mailbox in list.Mailboxes)
+                    if (!_server.Senders.MayUse(user, mailbox.Address)) return mailbox.Address;
+            }
+            return null;
+        }
+        catch (FormatException)
+        {
+            return null; // no header to judge: MAIL FROM was judged already
+        }
+    }
+
+    /// <summary>"Message-ID: ...\r\nDate: ...\r\n" for those the header lacks (and the Message-ID added), or empty.</summary>
+    private (string Fields, string? MessageId) MissingFields(ReadOnlySpan<byte> header, string id)
+    {
+        MimeKit.HeaderList fields;
+        try { fields = MimeKit.HeaderList.Load(new MemoryStream(header.ToArray(), writable: false)); }
+        catch (FormatException) { return ("", null); }
+        var sb = new StringBuilder();
+        string? messageId = null;
+        if (!fields.Contains(MimeKit.HeaderId.MessageId))
+        {
+            messageId = $"<{id}@{_host}>";
+            sb.Append("Message-ID: ").Append(messageId).Append("\r\n");
+        }
+        if (!fields.Contains(MimeKit.HeaderId.Date)) sb.Append("Date: ").Append(DateUtils.FormatDate(DateTimeOffset.Now)).Append("\r\n");
+        return (sb.ToString(), messageId);
     }
 
     /// <summary>Received: fields in a header block (RFC 5321 6.3 loop detection).</summary>
@@ -553,7 +605,7 @@ internal sealed class SmtpSession
 
     private async ValueTask<string?> AuthAsync(string argument)
     {
-        if (_connection.Tls is null) return SmtpReplies.EncryptionRequired;
+        if (_connection.Tls is null) return _role == ListenerRole.Mx ? SmtpReplies.EncryptionRequired : SmtpReplies.StartTlsFirst;
         if (!_server.AuthAvailable) return "502 5.5.1 AUTH not available";
         if (_helo is null) return SmtpReplies.HeloFirst;
         if (_user is not null) return SmtpReplies.AlreadyAuthenticated;

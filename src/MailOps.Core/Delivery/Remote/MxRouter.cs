@@ -307,7 +307,7 @@ public sealed class MxRouter : IDisposable
     }
 
     private static IReadOnlyList<IPEndPoint> ConfiguredEndpoints(MailOpsConfig config) =>
-        config.Listen.Select(l => IPEndPoint.TryParse(l, out var e) ? e : null).OfType<IPEndPoint>().ToList();
+        config.Listen.Select(Smtp.ListenEndpoint.TryParseEndpoint).OfType<IPEndPoint>().ToList();
 
     public void Dispose() => _sts.Dispose();
 }
