@@ -7,8 +7,11 @@ namespace MailOps.Core.Config;
 public sealed class TlsSettings
 {
     public bool Enabled { get; set; } = true;
+    /// <summary>PKCS#12 (.pfx/.p12), or PEM: the certificate chain (certbot's fullchain.pem), with the key in <see cref="KeyPath"/> or in the same file.</summary>
     public string? CertificatePath { get; set; }
     public string? CertificatePassword { get; set; }
+    /// <summary>The PEM private key of a PEM CertificatePath (certbot's privkey.pem); it must not be readable by others.</summary>
+    public string? KeyPath { get; set; }
 }
 
 /// <summary>An AUTH user. Only a salted hash is ever stored.</summary>

@@ -18,15 +18,7 @@ public sealed class SmtpServerContext
         Logger = logger ?? NullLogger.Instance;
         Policy = new RecipientPolicy(config);
         Auth = new AuthGuard(config);
-        if (config.Tls.Enabled)
-        {
-            var certificate = TlsCertificate.LoadOrCreate(config.Tls, store.QueuePath, config.HostName);
-            Tls = new SslServerAuthenticationOptions
-            {
-                ServerCertificateContext = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true),
-                ClientCertificateRequired = false,
-            };
-        }
+        if (config.Tls.Enabled) _certificates = new ServerCertificates(config.Tls, store.QueuePath, config.HostName, Logger);
     }
 
     public MailOpsConfig Config { get; }
@@ -39,8 +31,9 @@ public sealed class SmtpServerContext
     internal AuthGuard Auth { get; }
     internal SenderBinding Senders => _senders ??= new SenderBinding(Config);
     private SenderBinding? _senders;
-    /// <summary>Null when STARTTLS is turned off.</summary>
-    internal SslServerAuthenticationOptions? Tls { get; }
+    /// <summary>The TLS options for a session starting now (a renewed certificate on disk is picked up); null when STARTTLS is turned off.</summary>
+    internal SslServerAuthenticationOptions? Tls => _certificates?.Current;
+    private readonly ServerCertificates? _certificates;
     internal bool AuthAvailable => Config.Users.Count > 0;
 }
 

@@ -1,13 +1,93 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using MailOps.Core.Config;
+using Microsoft.Extensions.Logging;
 
 namespace MailOps.Core.Smtp;
 
 /// <summary>
-/// The STARTTLS certificate (docs/configuration.md Tls): the configured file (PKCS#12, or PEM with the key in
-/// the same file), else a self-signed one generated on first use and kept as
-/// <c>&lt;queue&gt;/control/tls.pfx</c> (mode 0600) so that every later start presents the same one.
+/// The certificate a listener presents, as TLS options for each new session. Configured files
+/// (docs/configuration.md, Tls) are watched: when the certificate or key file changes on disk
+/// (certbot renewed them), the next session loads and presents the new pair; a pair that cannot
+/// be loaded is logged and the one in use stays.
+/// </summary>
+internal sealed class ServerCertificates
+{
+    private readonly TlsSettings _settings;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
+    private readonly object _gate = new();
+    private SslServerAuthenticationOptionsHolder _current;
+
+    private sealed record SslServerAuthenticationOptionsHolder(System.Net.Security.SslServerAuthenticationOptions Options, (DateTime, long)[] Stamps);
+
+    /// <exception cref="ConfigException">The configured certificate cannot be loaded.</exception>
+    public ServerCertificates(TlsSettings settings, string queuePath, string hostName, Microsoft.Extensions.Logging.ILogger log)
+    {
+        _settings = settings;
+        _log = log;
+        if (string.IsNullOrEmpty(settings.CertificatePath))
+            _current = new(Options(TlsCertificate.LoadOrCreate(settings, queuePath, hostName), []), []);
+        else
+            _current = Load();
+    }
+
+    /// <summary>The options for a session starting now: reloaded first when the files changed.</summary>
+    public System.Net.Security.SslServerAuthenticationOptions Current
+    {
+        get
+        {
+            var current = Volatile.Read(ref _current);
+            if (current.Stamps.Length == 0 || Stamps().SequenceEqual(current.Stamps)) return current.Options;
+            lock (_gate)
+            {
+                if (!Stamps().SequenceEqual(_current.Stamps))
+                {
+                    try
+                    {
+                        var loaded = Load();
+                        Volatile.Write(ref _current, loaded);
+                        _log.LogInformation(SmtpEvents.Listening, "Loaded the renewed certificate {Subject}, valid until {NotAfter:u}",
+                            loaded.Options.ServerCertificateContext!.TargetCertificate.Subject, loaded.Options.ServerCertificateContext.TargetCertificate.NotAfter.ToUniversalTime());
+                    }
+                    catch (ConfigException ex)
+                    {
+                        // Half-written files (a renewal in progress) or a bad pair: keep serving the old one.
+                        _log.LogWarning(SmtpEvents.TlsFailure, "The changed certificate files cannot be used, the previous certificate stays: {Reason}", ex.Message);
+                        _current = _current with { Stamps = Stamps() };
+                    }
+                }
+                return _current.Options;
+            }
+        }
+    }
+
+    private string[] Files => _settings.KeyPath is { } key ? [_settings.CertificatePath!, key] : [_settings.CertificatePath!];
+
+    private (DateTime, long)[] Stamps() => Files.Select(f =>
+    {
+        var info = new FileInfo(f);
+        return info.Exists ? (info.LastWriteTimeUtc, info.Length) : (DateTime.MinValue, -1L);
+    }).ToArray();
+
+    private SslServerAuthenticationOptionsHolder Load()
+    {
+        var stamps = Stamps();
+        var (leaf, chain) = TlsCertificate.LoadConfigured(_settings);
+        return new(Options(leaf, chain), stamps);
+    }
+
+    private static System.Net.Security.SslServerAuthenticationOptions Options(X509Certificate2 leaf, X509Certificate2Collection chain) => new()
+    {
+        // The chain (fullchain.pem's intermediates) is sent with the certificate.
+        ServerCertificateContext = System.Net.Security.SslStreamCertificateContext.Create(leaf, chain, offline: true),
+        ClientCertificateRequired = false,
+    };
+}
+
+/// <summary>
+/// The STARTTLS certificate (docs/configuration.md Tls): the configured files (PKCS#12; or a PEM
+/// chain with its key in KeyPath or the same file), else a self-signed one generated on first use
+/// and kept as <c>&lt;queue&gt;/control/tls.pfx</c> (mode 0600) so that every later start presents the same one.
 /// </summary>
 public static class TlsCertificate
 {
@@ -41,12 +121,43 @@ public static class TlsCertificate
         return Load(path, null);
     }
 
+    /// <summary>The configured certificate with its private key, and the rest of its chain (PEM); the key file must not be readable by others.</summary>
+    /// <exception cref="ConfigException">It cannot be loaded, has no key, or its key is readable by others.</exception>
+    internal static (X509Certificate2 Leaf, X509Certificate2Collection Chain) LoadConfigured(TlsSettings settings)
+    {
+        string path = settings.CertificatePath!;
+        string keyHolder = settings.KeyPath ?? path;
+        if (!OperatingSystem.IsWindows() && File.Exists(keyHolder) && IsPem(keyHolder)
+            && (File.GetUnixFileMode(keyHolder) & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
+            throw new ConfigException($"Tls: the private key {keyHolder} is readable by others: chmod 600 (or 640 for a group such as ssl-cert) {keyHolder}");
+        if (settings.KeyPath is null) return (Load(path, settings.CertificatePassword), []);
+        try
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(path, settings.KeyPath);
+            // Round-trip through PKCS#12: SslStream on some platforms needs a persisted key.
+            var leaf = new X509Certificate2(pem.Export(X509ContentType.Pkcs12));
+            var all = new X509Certificate2Collection();
+            all.ImportFromPemFile(path);
+            var chain = new X509Certificate2Collection();
+            foreach (var certificate in all)
+                if (!certificate.RawData.AsSpan().SequenceEqual(leaf.RawData)) chain.Add(certificate);
+            return (leaf, chain);
+        }
+        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"Tls: cannot load the certificate {path} with the key {settings.KeyPath}: {ex.Message}", ex);
+        }
+    }
+
+    private static bool IsPem(string path) =>
+        path.EndsWith(".pem", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".crt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".key", StringComparison.OrdinalIgnoreCase);
+
     private static X509Certificate2 Load(string path, string? password)
     {
         try
         {
             X509Certificate2 certificate;
-            if (path.EndsWith(".pem", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".crt", StringComparison.OrdinalIgnoreCase))
+            if (IsPem(path))
             {
                 using var pem = X509Certificate2.CreateFromPemFile(path);
                 // Round-trip through PKCS#12: SslStream on some platforms needs a persisted key.
