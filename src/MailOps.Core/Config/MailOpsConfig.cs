@@ -14,6 +14,17 @@ public sealed class TlsSettings
     public string? KeyPath { get; set; }
 }
 
+/// <summary>Per-client rates (docs/smtp.md, "Rate limits"); 0 turns one off. RelayClients are exempt.</summary>
+public sealed class RateLimitSettings
+{
+    /// <summary>New connections per minute from one client (421 4.7.0 beyond).</summary>
+    public int ConnectionsPerMinute { get; set; } = 60;
+    /// <summary>Transactions (MAIL) per minute from one client (450 4.7.1 beyond); authenticated users are exempt.</summary>
+    public int MessagesPerMinute { get; set; } = 300;
+    /// <summary>Accepted recipients per minute from one client (452 4.7.1 beyond); authenticated users are exempt.</summary>
+    public int RecipientsPerMinute { get; set; } = 1000;
+}
+
 /// <summary>An AUTH user. Only a salted hash is ever stored.</summary>
 public sealed class UserSettings
 {
@@ -88,6 +99,8 @@ public sealed class MailOpsConfig
     public int MaxConnections { get; set; } = 1000;
     /// <summary>Connections served at once from one client address; more get 421 4.7.0.</summary>
     public int MaxConnectionsPerClient { get; set; } = 50;
+    /// <summary>Connections, messages and recipients per minute per client address (IPv6: per /64).</summary>
+    public RateLimitSettings RateLimits { get; set; } = new();
     /// <summary>Time a client has to send a complete command line (and to send anything at all during DATA).</summary>
     [JsonConverter(typeof(DurationConverter))] public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
     /// <summary>Longest a session may last, whatever it does.</summary>
@@ -222,6 +235,7 @@ public sealed class MailOpsConfig
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");
         Require(MaxConnections > 0 && MaxConnectionsPerClient > 0, "Connection limits must be positive.");
+        Require(RateLimits.ConnectionsPerMinute >= 0 && RateLimits.MessagesPerMinute >= 0 && RateLimits.RecipientsPerMinute >= 0, "RateLimits must not be negative (0 turns a limit off).");
         Require(IdleTimeout > TimeSpan.Zero && SessionTimeout > TimeSpan.Zero, "Timeouts must be positive.");
         Require(MinDataRate >= 0, "MinDataRate must not be negative.");
         Require(AuthFailureDelay >= TimeSpan.Zero && AuthFailureLimit > 0 && AuthFailureWindow > TimeSpan.Zero, "AuthFailureDelay must not be negative; AuthFailureLimit and AuthFailureWindow must be positive.");

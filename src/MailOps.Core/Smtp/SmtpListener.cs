@@ -134,6 +134,7 @@ public sealed class SmtpListener : IAsyncDisposable
             if (_stopTask is not null) refusal = SmtpReplies.ShuttingDown(_server.Config.HostName);
             else if (_active >= _server.Config.MaxConnections) refusal = SmtpReplies.TooManyConnections(_server.Config.HostName);
             else if (fromClient >= _server.Config.MaxConnectionsPerClient) refusal = SmtpReplies.TooManyFromYou(_server.Config.HostName);
+            else if (!_server.Policy.IsRelayClient(address) && !_server.Rates.TryCount(ClientRateLimits.Kind.Connection, address)) refusal = SmtpReplies.ConnectionRate(_server.Config.HostName);
             else
             {
                 _perClient[address] = fromClient + 1;

@@ -22,6 +22,9 @@ internal static class SmtpReplies
     // 4xx: try again later.
     public static string ShuttingDown(string host) => $"421 4.3.2 {host} Service shutting down, closing connection";
     public static string TooManyConnections(string host) => $"421 4.7.0 {host} Too many connections, try again later";
+    public static string ConnectionRate(string host) => $"421 4.7.0 {host} Too many connections from your address in the last minute, try again later";
+    public const string MessageRate = "450 4.7.1 Too many messages from your address in the last minute, try again later";
+    public const string RecipientRate = "452 4.7.1 Too many recipients from your address in the last minute, try again later";
     public static string TooManyFromYou(string host) => $"421 4.7.0 {host} Too many connections from your address, try again later";
     public static string Timeout(string host) => $"421 4.4.2 {host} Timeout exceeded, closing connection";
     public static string TooSlow(string host) => $"421 4.4.2 {host} Data transfer too slow, closing connection";

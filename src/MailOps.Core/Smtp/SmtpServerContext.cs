@@ -18,6 +18,7 @@ public sealed class SmtpServerContext
         Logger = logger ?? NullLogger.Instance;
         Policy = new RecipientPolicy(config);
         Auth = new AuthGuard(config);
+        Rates = new ClientRateLimits(config.RateLimits);
         if (config.Tls.Enabled) _certificates = new ServerCertificates(config.Tls, store.QueuePath, config.HostName, Logger);
     }
 
@@ -29,6 +30,7 @@ public sealed class SmtpServerContext
     public ILogger Logger { get; }
     internal RecipientPolicy Policy { get; }
     internal AuthGuard Auth { get; }
+    internal ClientRateLimits Rates { get; }
     internal SenderBinding Senders => _senders ??= new SenderBinding(Config);
     private SenderBinding? _senders;
     /// <summary>The TLS options for a session starting now (a renewed certificate on disk is picked up); null when STARTTLS is turned off.</summary>

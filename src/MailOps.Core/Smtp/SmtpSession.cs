@@ -86,6 +86,8 @@ internal sealed class SmtpSession
     }
 
     private IPAddress? ClientAddress => _connection.ClientAddress;
+    /// <summary>Message and recipient rates apply to everyone but RelayClients and authenticated users.</summary>
+    private bool RateLimited => !_relayClient && _user is null;
     private States State => _helo is null ? States.Greeted : _tx is null ? States.Ready : States.InTransaction;
     private void Reply(string line) => _connection.Reply(line);
 
@@ -258,6 +260,11 @@ internal sealed class SmtpSession
             sender = address.ToString();
             if (_user is not null && !_server.Senders.MayUse(_user, sender)) return SmtpReplies.SenderNotOwned(sender, _user);
         }
+        if (RateLimited && !_server.Rates.TryCount(ClientRateLimits.Kind.Message, ClientAddress))
+        {
+            _server.Logger.LogInformation(SmtpEvents.Refused, "{Client} passed RateLimits.MessagesPerMinute", ClientAddress);
+            return SmtpReplies.MessageRate;
+        }
         _tx = new SmtpTransaction { Sender = sender, EightBit = eightBit, SmtpUtf8 = smtpUtf8, EnvelopeId = envelopeId, Return = ret };
         return SmtpReplies.SenderOk;
     }
@@ -302,6 +309,11 @@ internal sealed class SmtpSession
             case RecipientVerdict.UnknownUser: return SmtpReplies.UnknownUser(text);
             case RecipientVerdict.RelayDenied: return SmtpReplies.RelayDenied(text);
             case RecipientVerdict.BadMailboxName: return SmtpReplies.BadMailboxName(text);
+        }
+        if (RateLimited && !_server.Rates.TryCount(ClientRateLimits.Kind.Recipient, ClientAddress))
+        {
+            _server.Logger.LogInformation(SmtpEvents.Refused, "{Client} passed RateLimits.RecipientsPerMinute", ClientAddress);
+            return SmtpReplies.RecipientRate;
         }
         _tx.Recipients.Add(new EnvelopeRecipient
         {
@@ -509,12 +521,16 @@ internal sealed class SmtpSession
             };
             try
             {
-                // Mail from a trusted client (AUTH, RelayClients) gets a Message-ID and a Date when it
-                // has none (RFC 6409 8.2, 8.3), then is signed for its From: domain.
-                if (_user is not null || _relayClient)
+                // Submitted mail gets a Message-ID and a Date when it has none (RFC 6409 8.2, 8.3);
+                // relayed mail stays byte for byte. Mail from a trusted client (AUTH, RelayClients)
+                // is signed for its From: domain.
+                if (_role != ListenerRole.Mx && _user is not null)
                 {
                     var (fields, messageId) = MissingFields(message.HeaderBlock, message.Id);
                     if (fields.Length > 0 && await message.AddHeaderFieldsAsync(fields).ConfigureAwait(false)) envelope.MessageId ??= messageId;
+                }
+                if (_user is not null || _relayClient)
+                {
                     var (_, dkimError) = await message.SignDkimAsync(_server.Dkim).ConfigureAwait(false);
                     if (dkimError is not null) _server.Logger.LogWarning(SmtpEvents.QueueFailure, "Message {Id} queued unsigned: {Reason}", message.Id, dkimError);
                 }

@@ -29,6 +29,7 @@ public sealed class ServeWithPeersTests : IAsyncLifetime
             Mailboxes = new[] { "*@self.test" },
             RelayClients = Array.Empty<string>(),
             MaxConnectionsPerClient = 100,
+            RateLimits = new { ConnectionsPerMinute = 0, MessagesPerMinute = 0, RecipientsPerMinute = 0 }, // a load test from one address
             Users = new[] { new { Name = "peer", PasswordHash = hash.Stdout.Trim() } },
         }));
         var serving = new TaskCompletionSource<int>();

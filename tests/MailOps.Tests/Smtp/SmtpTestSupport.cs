@@ -130,9 +130,10 @@ internal sealed class RawSmtpClient : IDisposable
     private readonly NetworkStream _stream;
     private readonly StreamReader _reader;
 
-    public RawSmtpClient(IPEndPoint endpoint)
+    /// <param name="from">The local address to connect from (another loopback address is another client).</param>
+    public RawSmtpClient(IPEndPoint endpoint, IPAddress? from = null)
     {
-        _tcp = new TcpClient(endpoint.AddressFamily);
+        _tcp = from is null ? new TcpClient(endpoint.AddressFamily) : new TcpClient(new IPEndPoint(from, 0));
         _tcp.Connect(endpoint);
         _stream = _tcp.GetStream();
         _reader = new StreamReader(_stream, Encoding.UTF8);
