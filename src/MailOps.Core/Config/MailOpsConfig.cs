@@ -25,6 +25,27 @@ public sealed class RateLimitSettings
     public int RecipientsPerMinute { get; set; } = 1000;
 }
 
+/// <summary>DNS blocklists (docs/smtp.md, "Blocklists and greylisting").</summary>
+public sealed class DnsblSettings
+{
+    /// <summary>Zone → weight, e.g. <c>{ "zen.spamhaus.org": 2, "bl.spamcop.net": 1 }</c>.</summary>
+    public Dictionary<string, int> Zones { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>The summed weight at which a client is refused.</summary>
+    public int Threshold { get; set; } = 1;
+}
+
+/// <summary>Greylisting (docs/smtp.md, "Blocklists and greylisting"); off unless Enabled.</summary>
+public sealed class GreylistSettings
+{
+    public bool Enabled { get; set; }
+    /// <summary>How long a new triplet must wait before its retry passes.</summary>
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan Delay { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>How long a first attempt is remembered for its retry.</summary>
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan Expire { get; set; } = TimeSpan.FromDays(1);
+    /// <summary>Passes after which a client network is not greylisted any more.</summary>
+    public int AutoAllowAfter { get; set; } = 5;
+}
+
 /// <summary>An AUTH user. Only a salted hash is ever stored.</summary>
 public sealed class UserSettings
 {
@@ -101,6 +122,10 @@ public sealed class MailOpsConfig
     public int MaxConnectionsPerClient { get; set; } = 50;
     /// <summary>Connections, messages and recipients per minute per client address (IPv6: per /64).</summary>
     public RateLimitSettings RateLimits { get; set; } = new();
+    /// <summary>DNS blocklists checked for every client but RelayClients before the greeting.</summary>
+    public DnsblSettings Dnsbl { get; set; } = new();
+    /// <summary>Greylisting of mail from clients that are neither RelayClients nor authenticated.</summary>
+    public GreylistSettings Greylisting { get; set; } = new();
     /// <summary>Time a client has to send a complete command line (and to send anything at all during DATA).</summary>
     [JsonConverter(typeof(DurationConverter))] public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
     /// <summary>Longest a session may last, whatever it does.</summary>
@@ -235,6 +260,8 @@ public sealed class MailOpsConfig
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");
         Require(MaxConnections > 0 && MaxConnectionsPerClient > 0, "Connection limits must be positive.");
+        Require(Dnsbl.Threshold > 0 && Dnsbl.Zones.All(z => z.Key.Trim('.').Contains('.') && z.Value > 0), "Dnsbl: Zones are domain names with positive weights, and the Threshold is positive.");
+        Require(Greylisting.Delay >= TimeSpan.Zero && Greylisting.Expire > Greylisting.Delay && Greylisting.AutoAllowAfter > 0, "Greylisting: Delay must not be negative, Expire must be longer than Delay, AutoAllowAfter must be positive.");
         Require(RateLimits.ConnectionsPerMinute >= 0 && RateLimits.MessagesPerMinute >= 0 && RateLimits.RecipientsPerMinute >= 0, "RateLimits must not be negative (0 turns a limit off).");
         Require(IdleTimeout > TimeSpan.Zero && SessionTimeout > TimeSpan.Zero, "Timeouts must be positive.");
         Require(MinDataRate >= 0, "MinDataRate must not be negative.");

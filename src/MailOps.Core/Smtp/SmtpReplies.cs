@@ -1,3 +1,4 @@
+using System.Net;
 namespace MailOps.Core.Smtp;
 
 /// <summary>
@@ -23,6 +24,8 @@ internal static class SmtpReplies
     public static string ShuttingDown(string host) => $"421 4.3.2 {host} Service shutting down, closing connection";
     public static string TooManyConnections(string host) => $"421 4.7.0 {host} Too many connections, try again later";
     public static string ConnectionRate(string host) => $"421 4.7.0 {host} Too many connections from your address in the last minute, try again later";
+    public static string Blocklisted(IPAddress? client, IEnumerable<string> zones) => $"554 5.7.1 Service unavailable; client [{client}] blocked using {string.Join(", ", zones)}";
+    public static string Greylisted(string recipient) => $"450 4.7.1 <{recipient}>: Recipient address rejected: greylisted, try again later";
     public const string MessageRate = "450 4.7.1 Too many messages from your address in the last minute, try again later";
     public const string RecipientRate = "452 4.7.1 Too many recipients from your address in the last minute, try again later";
     public static string TooManyFromYou(string host) => $"421 4.7.0 {host} Too many connections from your address, try again later";

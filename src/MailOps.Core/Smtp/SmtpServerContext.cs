@@ -19,6 +19,8 @@ public sealed class SmtpServerContext
         Policy = new RecipientPolicy(config);
         Auth = new AuthGuard(config);
         Rates = new ClientRateLimits(config.RateLimits);
+        if (config.Dnsbl.Zones.Count > 0) Dnsbl = new Dnsbl(config.Dnsbl, Smtp.Dnsbl.CreateClient(config.DnsServers));
+        if (config.Greylisting.Enabled) Greylist = new Greylist(config.Greylisting);
         if (config.Tls.Enabled) _certificates = new ServerCertificates(config.Tls, store.QueuePath, config.HostName, Logger);
     }
 
@@ -31,6 +33,10 @@ public sealed class SmtpServerContext
     internal RecipientPolicy Policy { get; }
     internal AuthGuard Auth { get; }
     internal ClientRateLimits Rates { get; }
+    /// <summary>Null when no blocklist is configured.</summary>
+    internal Dnsbl? Dnsbl { get; }
+    /// <summary>Null when greylisting is off.</summary>
+    internal Greylist? Greylist { get; }
     internal SenderBinding Senders => _senders ??= new SenderBinding(Config);
     private SenderBinding? _senders;
     /// <summary>The TLS options for a session starting now (a renewed certificate on disk is picked up); null when STARTTLS is turned off.</summary>

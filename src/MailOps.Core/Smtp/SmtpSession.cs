@@ -86,8 +86,8 @@ internal sealed class SmtpSession
     }
 
     private IPAddress? ClientAddress => _connection.ClientAddress;
-    /// <summary>Message and recipient rates apply to everyone but RelayClients and authenticated users.</summary>
-    private bool RateLimited => !_relayClient && _user is null;
+    /// <summary>Neither a RelayClient nor authenticated: message and recipient rates and greylisting apply.</summary>
+    private bool Untrusted => !_relayClient && _user is null;
     private States State => _helo is null ? States.Greeted : _tx is null ? States.Ready : States.InTransaction;
     private void Reply(string line) => _connection.Reply(line);
 
@@ -99,6 +99,14 @@ internal sealed class SmtpSession
         {
             // RFC 8314: on a submissions port TLS starts with the connection, before the greeting.
             if (_role == ListenerRole.Submissions) await _connection.UpgradeToTlsAsync(_server.Tls!).ConfigureAwait(false);
+            // Blocklists (postscreen): checked once, before the greeting, on the MX role only (a
+            // submitting user on a dynamic address is listed by policy lists, and is welcome).
+            if (_role == ListenerRole.Mx && !_relayClient && _server.Dnsbl is { } dnsbl && ClientAddress is { } client
+                && await dnsbl.ListedAsync(client, _stopping).ConfigureAwait(false) is { } zones)
+            {
+                _server.Logger.LogInformation(SmtpEvents.Refused, "Refused {Client}: listed by {Zones}", client, string.Join(", ", zones));
+                throw new SmtpSessionEnd(SmtpReplies.Blocklisted(client, zones));
+            }
             Reply(SmtpReplies.Greeting(_host));
             while (!_quit)
             {
@@ -260,7 +268,7 @@ internal sealed class SmtpSession
             sender = address.ToString();
             if (_user is not null && !_server.Senders.MayUse(_user, sender)) return SmtpReplies.SenderNotOwned(sender, _user);
         }
-        if (RateLimited && !_server.Rates.TryCount(ClientRateLimits.Kind.Message, ClientAddress))
+        if (Untrusted && !_server.Rates.TryCount(ClientRateLimits.Kind.Message, ClientAddress))
         {
             _server.Logger.LogInformation(SmtpEvents.Refused, "{Client} passed RateLimits.MessagesPerMinute", ClientAddress);
             return SmtpReplies.MessageRate;
@@ -310,7 +318,8 @@ internal sealed class SmtpSession
             case RecipientVerdict.RelayDenied: return SmtpReplies.RelayDenied(text);
             case RecipientVerdict.BadMailboxName: return SmtpReplies.BadMailboxName(text);
         }
-        if (RateLimited && !_server.Rates.TryCount(ClientRateLimits.Kind.Recipient, ClientAddress))
+        if (Untrusted && _server.Greylist is { } greylist && !greylist.Allows(_tx.Sender, text, ClientAddress)) return SmtpReplies.Greylisted(text);
+        if (Untrusted && !_server.Rates.TryCount(ClientRateLimits.Kind.Recipient, ClientAddress))
         {
             _server.Logger.LogInformation(SmtpEvents.Refused, "{Client} passed RateLimits.RecipientsPerMinute", ClientAddress);
             return SmtpReplies.RecipientRate;
