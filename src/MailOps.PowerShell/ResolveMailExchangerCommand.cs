@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using MailOps.Core.Config;
 using MailOps.Core.Delivery.Remote;
 
 namespace MailOps.PowerShell;
@@ -11,46 +10,15 @@ namespace MailOps.PowerShell;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Resolve, "MailExchanger")]
 [OutputType(typeof(MailExchanger))]
-public sealed class ResolveMailExchangerCommand : MailOpsCmdlet
+public sealed class ResolveMailExchangerCommand : DnsLookupCmdlet
 {
-    private MailOpsConfig? _config;
-
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string[] Domain { get; set; } = [];
 
-    /// <summary>DNS servers as host[:port] (default: the configuration's DnsServers, else the system resolvers).</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string[]? DnsServer { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(QueuePathCompleter))]
-    public string? QueuePath { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? ConfigPath { get; set; }
-
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            var config = LoadConfig(ConfigPath, QueuePath).Config;
-            if (DnsServer is not null) config.DnsServers = DnsServer.ToList();
-            config.Validate("-DnsServer");
-            _config = config;
-        }
-        catch (ConfigException ex)
-        {
-            ThrowTerminatingError(Errors.InvalidConfiguration(ex));
-        }
-    }
-
     protected override void ProcessRecord()
     {
-        using var router = MxRouter.ForConfig(_config!);
+        using var router = MxRouter.ForConfig(Config);
         foreach (var domain in Domain)
         {
             var route = Bridge(router.RouteAsync(domain.Trim().TrimEnd('.'), Cancellation));

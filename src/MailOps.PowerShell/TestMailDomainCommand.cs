@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using System.Net;
-using MailOps.Core.Config;
 using MailOps.Core.Dns;
 
 namespace MailOps.PowerShell;
@@ -13,11 +12,8 @@ namespace MailOps.PowerShell;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "MailDomain")]
 [OutputType(typeof(MailDomainCheck))]
-public sealed class TestMailDomainCommand : MailOpsCmdlet
+public sealed class TestMailDomainCommand : DnsLookupCmdlet
 {
-    private MailOpsConfig? _config;
-    private string? _queue;
-
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string[] Domain { get; set; } = [];
@@ -27,38 +23,9 @@ public sealed class TestMailDomainCommand : MailOpsCmdlet
     [ValidateNotNullOrEmpty]
     public IPAddress[]? Address { get; set; }
 
-    /// <summary>DNS servers as host[:port] (default: the configuration's DnsServers, else the system resolvers).</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string[]? DnsServer { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(QueuePathCompleter))]
-    public string? QueuePath { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? ConfigPath { get; set; }
-
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            var (config, queue) = LoadConfig(ConfigPath, QueuePath);
-            if (DnsServer is not null) config.DnsServers = DnsServer.ToList();
-            config.Validate("-DnsServer");
-            (_config, _queue) = (config, queue);
-        }
-        catch (ConfigException ex)
-        {
-            ThrowTerminatingError(Errors.InvalidConfiguration(ex));
-        }
-    }
-
     protected override void ProcessRecord()
     {
-        var checker = new MailDomainChecker(_config!, _queue);
+        var checker = new MailDomainChecker(Config, Queue);
         foreach (var domain in Domain)
             WriteObject(Bridge(checker.CheckAsync(domain, Address, Cancellation)), enumerateCollection: true);
     }

@@ -25,13 +25,16 @@ public static class DnsEndpoint
     /// their TTL, DNS errors returned rather than thrown so that NXDOMAIN and SERVFAIL can be told
     /// apart (docs/delivery.md: one bounces, the other defers).
     /// </summary>
-    public static ILookupClient CreateClient(IReadOnlyCollection<string> servers)
+    /// <param name="servers">DnsServers entries; empty: the system's resolvers.</param>
+    /// <param name="timeout">Per query (3 s unless given: blocklists want less).</param>
+    /// <param name="retries">Tries after the first.</param>
+    public static ILookupClient CreateClient(IReadOnlyCollection<string> servers, TimeSpan? timeout = null, int retries = 1)
     {
         var endpoints = servers.Select(s => TryParse(s, out var e) ? e : throw new ArgumentException($"'{s}' is not a DNS server address.")).ToArray();
         var options = endpoints.Length > 0 ? new LookupClientOptions(endpoints) : new LookupClientOptions();
         options.UseCache = true;
-        options.Timeout = TimeSpan.FromSeconds(3);
-        options.Retries = 1;
+        options.Timeout = timeout ?? TimeSpan.FromSeconds(3);
+        options.Retries = retries;
         options.ThrowDnsErrors = false;
         options.ContinueOnDnsError = false;
         options.ContinueOnEmptyResponse = false;

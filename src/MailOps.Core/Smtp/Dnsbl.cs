@@ -14,18 +14,8 @@ namespace MailOps.Core.Smtp;
 /// </summary>
 internal sealed class Dnsbl(DnsblSettings settings, ILookupClient dns)
 {
-    /// <summary>A resolver for blocklist lookups: short timeouts, one try, cached by TTL.</summary>
-    public static ILookupClient CreateClient(IReadOnlyCollection<string> servers)
-    {
-        var endpoints = servers.Select(s => Dns.DnsEndpoint.TryParse(s, out var e) ? e : null).OfType<IPEndPoint>().ToArray();
-        var options = endpoints.Length > 0 ? new LookupClientOptions(endpoints) : new LookupClientOptions();
-        options.UseCache = true;
-        options.Timeout = TimeSpan.FromSeconds(2);
-        options.Retries = 0;
-        options.ThrowDnsErrors = false;
-        options.UseTcpFallback = false;
-        return new LookupClient(options);
-    }
+    /// <summary>A resolver for blocklist lookups: a short timeout, one try, cached by TTL.</summary>
+    public static ILookupClient CreateClient(IReadOnlyCollection<string> servers) => Dns.DnsEndpoint.CreateClient(servers, TimeSpan.FromSeconds(2), retries: 0);
 
     /// <summary>The zones that list <paramref name="client"/> when their weights reach the threshold; else null.</summary>
     public async Task<IReadOnlyList<string>?> ListedAsync(IPAddress client, CancellationToken cancellationToken)

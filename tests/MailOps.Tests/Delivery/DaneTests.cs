@@ -59,7 +59,7 @@ public sealed class DaneTests
         await MailNetwork.PassAsync(config, store);
 
         Assert.True(store.ReadEnvelope(matching) is null, store.ReadEnvelope(matching)?.Recipients[0].LastError);
-        Assert.Contains("(verified, DANE)", DeliveredTls(store, matching));
+        Assert.Contains("(verified, DANE)", MailNetwork.DeliveredTls(store, matching));
         Assert.True(store.ReadEnvelope(whole) is null, store.ReadEnvelope(whole)?.Recipients[0].LastError);
 
         var refused = store.ReadEnvelope(mismatched)!.Recipients.Single();
@@ -90,7 +90,7 @@ public sealed class DaneTests
         string id = await MailNetwork.EnqueueAsync(store, "s@sender.test", ["u@plain.test"]);
         await MailNetwork.PassAsync(net.SenderConfig(), store);
         Assert.True(store.ReadEnvelope(id) is null, store.ReadEnvelope(id)?.Recipients[0].LastError);
-        Assert.Contains("(not verified, Opportunistic)", DeliveredTls(store, id));
+        Assert.Contains("(not verified, Opportunistic)", MailNetwork.DeliveredTls(store, id));
         Assert.Single(receiver.Messages());
     }
 

@@ -150,6 +150,10 @@ internal sealed class MailNetwork : IAsyncDisposable
         return await store.EnqueueAsync(envelope, new MemoryStream(Encoding.UTF8.GetBytes(body)));
     }
 
+    /// <summary>The TLS the delivery attempt of <paramref name="id"/> used, as its trace records it ("(no TLS)" when none).</summary>
+    public static string DeliveredTls(QueueStore store, string id) =>
+        store.ReadJournal(id).Single(e => e.Event == JournalEventType.Attempt && e.Recipient is not null).Tls ?? "(no TLS)";
+
     /// <summary>One delivery pass over the sender's queue.</summary>
     public static async Task PassAsync(MailOpsConfig config, QueueStore store, IReadOnlyCollection<string>? ids = null)
     {

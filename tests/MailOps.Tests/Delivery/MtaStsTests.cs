@@ -66,7 +66,7 @@ public sealed class MtaStsTests
         await MailNetwork.PassAsync(config, store);
 
         Assert.True(store.ReadEnvelope(verified) is null, store.ReadEnvelope(verified)?.Recipients[0].LastError);
-        Assert.Contains("(verified, MTA-STS enforce)", DeliveredTls(store, verified));
+        Assert.Contains("(verified, MTA-STS enforce)", MailNetwork.DeliveredTls(store, verified));
 
         var refused = store.ReadEnvelope(mismatched)!.Recipients.Single();
         Assert.Equal(RecipientState.Deferred, refused.State);
@@ -75,7 +75,7 @@ public sealed class MtaStsTests
         Assert.Contains("not for this host name", refused.LastError);
 
         Assert.True(store.ReadEnvelope(testing) is null, store.ReadEnvelope(testing)?.Recipients[0].LastError);
-        Assert.Contains("not verified: the certificate is not for this host name, MTA-STS testing", DeliveredTls(store, testing));
+        Assert.Contains("not verified: the certificate is not for this host name, MTA-STS testing", MailNetwork.DeliveredTls(store, testing));
 
         var notListed = store.ReadEnvelope(unlisted)!.Recipients.Single();
         Assert.Equal(RecipientState.Deferred, notListed.State);
@@ -113,9 +113,6 @@ public sealed class MtaStsTests
         Assert.Null(MtaStsPolicy.Parse("version: STSv1\nmode: enforce\nmax_age: 1\n", "1", DateTimeOffset.UnixEpoch, out error));
         Assert.Contains("mx", error);
     }
-
-    private static string DeliveredTls(QueueStore store, string id) =>
-        store.ReadJournal(id).Single(e => e.Event == JournalEventType.Attempt && e.Recipient is not null).Tls ?? "(no TLS)";
 
     private static Process StartPolicyHost(string root, string policies, int port)
     {

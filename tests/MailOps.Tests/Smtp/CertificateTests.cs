@@ -55,29 +55,21 @@ public sealed class CertificateTests : ListenerTestBase
         using var ca = new TestCa();
         using var first = ca.Issue("mx.test");
         using var renewed = ca.Issue("mx.test");
-        string dir = Path.Combine(Path.GetTempPath(), "mailops-cert-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
-        try
-        {
-            string chain = Path.Combine(dir, "fullchain.pem"), key = Path.Combine(dir, "privkey.pem");
-            WritePair(first, ca.Certificate, chain, key);
-            var endpoint = Start(c => c.Tls = new TlsSettings { Enabled = true, CertificatePath = chain, KeyPath = key });
+        using var dir = new TempQueue();
+        string chain = Path.Combine(dir.Root, "fullchain.pem"), key = Path.Combine(dir.Root, "privkey.pem");
+        WritePair(first, ca.Certificate, chain, key);
+        var endpoint = Start(c => c.Tls = new TlsSettings { Enabled = true, CertificatePath = chain, KeyPath = key });
 
-            var (presented, chainLength) = await PresentedAsync(endpoint);
-            Assert.Equal(first.Thumbprint, presented.Thumbprint);
-            Assert.True(chainLength >= 1, "the intermediate of fullchain.pem is sent with the certificate");
+        var (presented, chainLength) = await PresentedAsync(endpoint);
+        Assert.Equal(first.Thumbprint, presented.Thumbprint);
+        Assert.True(chainLength >= 1, "the intermediate of fullchain.pem is sent with the certificate");
 
-            WritePair(renewed, ca.Certificate, chain, key);
-            Assert.Equal(renewed.Thumbprint, (await PresentedAsync(endpoint)).Leaf.Thumbprint);
+        WritePair(renewed, ca.Certificate, chain, key);
+        Assert.Equal(renewed.Thumbprint, (await PresentedAsync(endpoint)).Leaf.Thumbprint);
 
-            // A half-written renewal (a key that does not match) leaves the renewed pair in use.
-            File.WriteAllText(key, first.GetRSAPrivateKey()!.ExportPkcs8PrivateKeyPem());
-            Assert.Equal(renewed.Thumbprint, (await PresentedAsync(endpoint)).Leaf.Thumbprint);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        // A half-written renewal (a key that does not match) leaves the renewed pair in use.
+        File.WriteAllText(key, first.GetRSAPrivateKey()!.ExportPkcs8PrivateKeyPem());
+        Assert.Equal(renewed.Thumbprint, (await PresentedAsync(endpoint)).Leaf.Thumbprint);
     }
 
     [Fact]
@@ -85,19 +77,11 @@ public sealed class CertificateTests : ListenerTestBase
     {
         using var ca = new TestCa();
         using var leaf = ca.Issue("mx.test");
-        string dir = Path.Combine(Path.GetTempPath(), "mailops-cert-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
-        try
-        {
-            string chain = Path.Combine(dir, "fullchain.pem"), key = Path.Combine(dir, "privkey.pem");
-            WritePair(leaf, ca.Certificate, chain, key);
-            File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
-            var ex = Assert.Throws<ConfigException>(() => new SmtpFixture(c => c.Tls = new TlsSettings { Enabled = true, CertificatePath = chain, KeyPath = key }));
-            Assert.Contains("readable by others", ex.Message);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        using var dir = new TempQueue();
+        string chain = Path.Combine(dir.Root, "fullchain.pem"), key = Path.Combine(dir.Root, "privkey.pem");
+        WritePair(leaf, ca.Certificate, chain, key);
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        var ex = Assert.Throws<ConfigException>(() => new SmtpFixture(c => c.Tls = new TlsSettings { Enabled = true, CertificatePath = chain, KeyPath = key }));
+        Assert.Contains("readable by others", ex.Message);
     }
 }
