@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using ARSoft.Tools.Net.Spf;
 using DnsClient;
 using DnsClient.Protocol;
 using MailOps.Core.Config;
@@ -38,8 +37,8 @@ public sealed class MailDomainCheck
 
 /// <summary>
 /// What a sending domain must publish for its mail to be accepted, checked against DNS the way
-/// large receivers check it: MX, SPF (evaluated for this server's addresses by ARSoft.Tools.Net's
-/// RFC 7208 validator, with its lookup limits), each local DKIM key against its published TXT
+/// large receivers check it: MX, SPF (evaluated for this server's addresses by <see cref="SpfEvaluator"/>,
+/// with the lookup limits of RFC 7208), each local DKIM key against its published TXT
 /// record, DMARC, MTA-STS (record and policy), TLS-RPT, forward-confirmed HELO and PTR.
 /// </summary>
 public sealed class MailDomainChecker
@@ -129,17 +128,17 @@ public sealed class MailDomainChecker
         if (spf.Records.Count > 1) { add("SPF", CheckStatus.Fail, string.Join(" | ", spf.Records), "more than one SPF record is a permanent error (RFC 7208 §4.5)", suggested); return; }
         if (addresses.Count == 0) { add("SPF", CheckStatus.Warn, spf.Records[0], "no sending address to check it against (HostName does not resolve; give the addresses)", null); return; }
 
-        var validator = new SpfValidator { DnsResolver = SpfResolver(), HeloDomain = ARSoft.Tools.Net.DomainName.Parse(host) };
+        var validator = new SpfEvaluator(_dns);
         var verdicts = new List<string>();
         var worst = CheckStatus.Pass;
         foreach (var address in addresses)
         {
-            var result = await validator.CheckHostAsync(address, ARSoft.Tools.Net.DomainName.Parse(domain), "postmaster@" + domain, false, cancellationToken).ConfigureAwait(false);
-            verdicts.Add($"{address}: {result.Result.ToString().ToLowerInvariant()}");
-            var status = result.Result switch
+            var (result, _) = await validator.CheckHostAsync(address, domain, "postmaster@" + domain, host, cancellationToken).ConfigureAwait(false);
+            verdicts.Add($"{address}: {result.ToString().ToLowerInvariant()}");
+            var status = result switch
             {
-                SpfQualifier.Pass => CheckStatus.Pass,
-                SpfQualifier.TempError => CheckStatus.Warn,
+                SpfResult.Pass => CheckStatus.Pass,
+                SpfResult.TempError => CheckStatus.Warn,
                 _ => CheckStatus.Fail,
             };
             if (status > worst) worst = status;
@@ -258,17 +257,6 @@ public sealed class MailDomainChecker
         {
             return (null, $"the {type} lookup of {name} failed: {ex.Message}", false);
         }
-    }
-
-    /// <summary>ARSoft's resolver over the same DNS servers (its SPF validator has its own DNS client).</summary>
-    private ARSoft.Tools.Net.Dns.IDnsResolver SpfResolver()
-    {
-        var servers = _config.DnsServers.Select(s => DnsEndpoint.TryParse(s, out var e) ? e : null).OfType<IPEndPoint>().ToList();
-        if (servers.Count == 0) return new ARSoft.Tools.Net.Dns.DnsStubResolver();
-        int port = servers[0].Port;
-        var client = new ARSoft.Tools.Net.Dns.DnsClient(servers.Select(s => s.Address),
-            [new ARSoft.Tools.Net.Dns.UdpClientTransport(port), new ARSoft.Tools.Net.Dns.TcpClientTransport(port)], false, 3000);
-        return new ARSoft.Tools.Net.Dns.DnsStubResolver(client);
     }
 
     /// <summary>The value of <paramref name="tag"/> in a "k=v; k=v" record, spaces removed.</summary>
