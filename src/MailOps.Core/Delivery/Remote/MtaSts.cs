@@ -81,6 +81,9 @@ public sealed class MtaStsResolver : IDisposable
     private readonly string? _cacheDirectory;
     private readonly HttpClient _http;
     private readonly ConcurrentDictionary<string, MtaStsPolicy> _cache = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Domains found to publish no policy, and until when that answer is trusted (one TXT lookup per domain per 5 minutes, not per message).</summary>
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _absent = new(StringComparer.OrdinalIgnoreCase);
+    private static readonly TimeSpan AbsentFor = TimeSpan.FromMinutes(5);
     private readonly ConcurrentDictionary<string, Lazy<Task<(MtaStsPolicy? Policy, string? Error)>>> _fetching = new(StringComparer.OrdinalIgnoreCase);
 
     public MtaStsResolver(ILookupClient dns, CertificateTrust trust, string? cacheDirectory = null)
@@ -105,8 +108,14 @@ public sealed class MtaStsResolver : IDisposable
     /// </summary>
     public async Task<(MtaStsPolicy? Policy, string? Note)> GetAsync(string domain, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        if (_absent.TryGetValue(domain, out var until) && until > now) return (null, null);
         var (id, dnsError) = await PolicyIdAsync(domain, cancellationToken).ConfigureAwait(false);
         var cached = Cached(domain);
+        if (id is null && dnsError is null && cached is null)
+        {
+            if (_absent.Count > 100_000) _absent.Clear();
+            _absent[domain] = now + AbsentFor;
+        }
         if (cached is not null && cached.Expires <= now) cached = null;
         // RFC 8461 §5.1: a cached policy stays in force when the record is gone or cannot be read.
         if (cached is not null && (id is null || id == cached.Id)) return (Active(cached), null);
