@@ -124,6 +124,12 @@ public sealed class MailOpsConfig
     public RateLimitSettings RateLimits { get; set; } = new();
     /// <summary>DNS blocklists checked for every client but RelayClients before the greeting.</summary>
     public DnsblSettings Dnsbl { get; set; } = new();
+    /// <summary>
+    /// SPF, DKIM, DMARC and ARC checks of mail from the Internet for our domains (docs/smtp.md,
+    /// "Inbound authentication"): <c>Enforce</c> (DMARC p=reject refused, p=quarantine held),
+    /// <c>Report</c> (an Authentication-Results header only) or <c>Off</c>.
+    /// </summary>
+    public string InboundAuthentication { get; set; } = "Off";
     /// <summary>Greylisting of mail from clients that are neither RelayClients nor authenticated.</summary>
     public GreylistSettings Greylisting { get; set; } = new();
     /// <summary>Time a client has to send a complete command line (and to send anything at all during DATA).</summary>
@@ -260,6 +266,7 @@ public sealed class MailOpsConfig
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");
         Require(MaxConnections > 0 && MaxConnectionsPerClient > 0, "Connection limits must be positive.");
+        Require(InboundAuthentication is "Enforce" or "Report" or "Off", $"InboundAuthentication: '{InboundAuthentication}' is not Enforce, Report or Off.");
         Require(Dnsbl.Threshold > 0 && Dnsbl.Zones.All(z => z.Key.Trim('.').Contains('.') && z.Value > 0), "Dnsbl: Zones are domain names with positive weights, and the Threshold is positive.");
         Require(Greylisting.Delay >= TimeSpan.Zero && Greylisting.Expire > Greylisting.Delay && Greylisting.AutoAllowAfter > 0, "Greylisting: Delay must not be negative, Expire must be longer than Delay, AutoAllowAfter must be positive.");
         Require(RateLimits.ConnectionsPerMinute >= 0 && RateLimits.MessagesPerMinute >= 0 && RateLimits.RecipientsPerMinute >= 0, "RateLimits must not be negative (0 turns a limit off).");

@@ -139,12 +139,9 @@ public sealed class IncomingMessage : IAsyncDisposable
         }
         if (signers.Count == 0) return ([], null);
 
-        var content = Content;
         byte[] prefix;
-        if (content.IsEmpty) await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-        await using (var original = content.IsEmpty ? DurableFile.OpenCommittedForReading(_store.Layout.Mess(Id), 64 * 1024) : (Stream)new MemoryStream(content.ToArray(), writable: false))
         {
-            var message = await MimeMessage.LoadAsync(original, cancellationToken).ConfigureAwait(false);
+            var message = await ParseAsync(cancellationToken).ConfigureAwait(false);
             var present = new[] { "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
                                   "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post" }
                 .Where(name => message.Headers.Contains(name) || message.Body?.Headers.Contains(name) == true).Prepend("From").ToList(); // From twice: oversigned, so no second From: can be added
@@ -172,6 +169,45 @@ public sealed class IncomingMessage : IAsyncDisposable
         await InsertAsync(0, prefix, cancellationToken).ConfigureAwait(false);
         _signed = true;
         return (signers.Select(s => $"{s.Selector}._domainkey.{s.Domain}").ToList(), null);
+    }
+
+    /// <summary>The message as it stands, parsed by MimeKit (from memory when it is small, else from its file).</summary>
+    public async Task<MimeMessage> ParseAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var content = Content;
+        if (content.IsEmpty) await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        await using var stream = content.IsEmpty ? DurableFile.OpenCommittedForReading(_store.Layout.Mess(Id), 64 * 1024) : (Stream)new MemoryStream(content.ToArray(), writable: false);
+        return await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Puts header fields (each ending in CRLF) at the very top of the message, before the trace fields (Authentication-Results).</summary>
+    /// <exception cref="QueueFailureException">Writing failed (a full disk).</exception>
+    public Task PrependHeaderFieldsAsync(string fields, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_committed || _signed) throw new InvalidOperationException("Add header fields before signing and committing.");
+        return InsertAsync(0, System.Text.Encoding.UTF8.GetBytes(fields), cancellationToken);
+    }
+
+    /// <summary>Writes <paramref name="data"/> over as many octets at <paramref name="offset"/> of the header block as written (nothing moves).</summary>
+    /// <exception cref="QueueFailureException">Writing failed.</exception>
+    public async Task OverwriteHeaderAsync(int offset, byte[] data, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_committed || _prefix != 0 || offset < 0 || offset + data.Length > _body.Captured.Length) throw new InvalidOperationException("Overwrite within the header block, before anything is inserted.");
+        long end = _body.Written;
+        try
+        {
+            _file.Position = offset;
+            await _file.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+            _file.Position = end;
+        }
+        catch (IOException io)
+        {
+            throw QueueFailureException.Transient($"Cannot write to the queue: {io.Message}", io);
+        }
+        _body.Patch(offset, data);
     }
 
     /// <summary>The whole message as it stands when it is small enough to be kept in memory; else empty.</summary>
@@ -323,8 +359,8 @@ public sealed class IncomingMessage : IAsyncDisposable
         /// <summary>The header block, its blank line included (or as much of it as the limit keeps).</summary>
         public ReadOnlySpan<byte> Captured => _captured.AsSpan(0, _headerLength >= 0 ? _headerLength : Math.Min(_capturedLength, _headerLimit));
 
-        /// <summary>The array behind <see cref="Whole"/>.</summary>
-        public byte[] WholeArray => _captured;
+        /// <summary>Changes captured octets in place (what <see cref="OverwriteHeaderAsync"/> wrote to the file).</summary>
+        public void Patch(int offset, byte[] data) => data.CopyTo(_captured, offset);
 
         /// <summary>Everything written, when the message is small enough to be kept whole; else empty.</summary>
         public ReadOnlyMemory<byte> Whole => Written == _capturedLength ? _captured.AsMemory(0, _capturedLength) : ReadOnlyMemory<byte>.Empty;

@@ -21,6 +21,7 @@ public sealed class SmtpServerContext
         Rates = new ClientRateLimits(config.RateLimits);
         if (config.Dnsbl.Zones.Count > 0) Dnsbl = new Dnsbl(config.Dnsbl, Smtp.Dnsbl.CreateClient(config.DnsServers));
         if (config.Greylisting.Enabled) Greylist = new Greylist(config.Greylisting);
+        if (config.InboundAuthentication != "Off") Inbound = new InboundAuthentication(Dns.DnsEndpoint.CreateClient(config.DnsServers), config.HostName);
         if (config.Tls.Enabled) _certificates = new ServerCertificates(config.Tls, store.QueuePath, config.HostName, Logger);
     }
 
@@ -35,6 +36,8 @@ public sealed class SmtpServerContext
     internal ClientRateLimits Rates { get; }
     /// <summary>Null when no blocklist is configured.</summary>
     internal Dnsbl? Dnsbl { get; }
+    /// <summary>Null when InboundAuthentication is Off.</summary>
+    internal InboundAuthentication? Inbound { get; }
     /// <summary>Null when greylisting is off.</summary>
     internal Greylist? Greylist { get; }
     internal SenderBinding Senders => _senders ??= new SenderBinding(Config);

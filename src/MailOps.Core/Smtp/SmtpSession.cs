@@ -530,6 +530,13 @@ internal sealed class SmtpSession
             };
             try
             {
+                if (_server.Inbound is { } inbound && _role == ListenerRole.Mx && Untrusted && ClientAddress is { } client
+                    && tx.Recipients.Any(r => _server.Policy.IsOurs(QueuedMail.DomainOf(r.Address)))
+                    && await AuthenticateInboundAsync(inbound, client, tx, message).ConfigureAwait(false) is { } refusal)
+                {
+                    await ResetTransactionAsync().ConfigureAwait(false);
+                    return refusal;
+                }
                 // Submitted mail gets a Message-ID and a Date when it has none (RFC 6409 8.2, 8.3);
                 // relayed mail stays byte for byte. Mail from a trusted client (AUTH, RelayClients)
                 // is signed for its From: domain.
@@ -556,6 +563,48 @@ internal sealed class SmtpSession
         // Abandoning an uncommitted message never throws: the reply is owed whatever happens.
         await ResetTransactionAsync().ConfigureAwait(false);
         return reply;
+    }
+
+    /// <summary>
+    /// SPF, DKIM, DMARC and ARC for mail from the Internet to our domains: an earlier
+    /// Authentication-Results field in our name is renamed X-Removed-Auth-Results (same length: it
+    /// is overwritten in place), ours goes on top, and with Enforce DMARC's p=reject refuses the
+    /// message (the reply, returned) and p=quarantine holds it.
+    /// </summary>
+    private async Task<string?> AuthenticateInboundAsync(InboundAuthentication inbound, IPAddress client, SmtpTransaction tx, IncomingMessage message)
+    {
+        var parsed = await message.ParseAsync().ConfigureAwait(false);
+        var verdict = await inbound.EvaluateAsync(client, _helo ?? "", tx.Sender, parsed, _stopping).ConfigureAwait(false);
+        _server.Logger.LogInformation(SmtpEvents.Accepted, "{Client} <{Sender}>: spf={Spf} dkim={Dkim} dmarc={Dmarc} arc={Arc}", client, tx.Sender, verdict.Spf, verdict.Dkim, verdict.Dmarc, verdict.Arc);
+        bool enforce = _server.Config.InboundAuthentication == "Enforce";
+        if (enforce && verdict.Disposition == DmarcDisposition.Reject)
+            return $"550 5.7.1 Message rejected: it fails DMARC and {verdict.FromDomain} asks for rejection (p=reject)";
+        foreach (int offset in ForgedResults(message.HeaderBlock))
+            await message.OverwriteHeaderAsync(offset, "X-Removed-Auth-Results"u8.ToArray()).ConfigureAwait(false);
+        await message.PrependHeaderFieldsAsync($"Authentication-Results: {verdict.HeaderValue}\r\n").ConfigureAwait(false);
+        if (enforce && verdict.Disposition == DmarcDisposition.Quarantine)
+            foreach (var recipient in tx.Recipients) recipient.State = RecipientState.Held;
+        return null;
+    }
+
+    /// <summary>Where the Authentication-Results fields that name our HostName start, in <paramref name="header"/> (each field name is 22 octets).</summary>
+    private List<int> ForgedResults(ReadOnlySpan<byte> header)
+    {
+        var offsets = new List<int>();
+        var text = Encoding.Latin1.GetString(header);
+        int at = 0;
+        while (at < text.Length)
+        {
+            int lineEnd = text.IndexOf('\n', at);
+            if (lineEnd < 0) break;
+            if (text.AsSpan(at).StartsWith("Authentication-Results:", StringComparison.OrdinalIgnoreCase))
+            {
+                string id = text[(at + 23)..lineEnd].Split(';')[0].Trim().Split(' ')[0];
+                if (id.Equals(_host, StringComparison.OrdinalIgnoreCase)) offsets.Add(at);
+            }
+            at = lineEnd + 1;
+        }
+        return offsets;
     }
 
     /// <summary>The first From: address of <paramref name="header"/> that <paramref name="user"/> may not send as, or null.</summary>
