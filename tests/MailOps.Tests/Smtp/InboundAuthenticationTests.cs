@@ -56,7 +56,10 @@ public sealed class InboundAuthenticationTests : ListenerTestBase
             "--txt-record=good.test,v=spf1 ip4:127.0.0.2 -all", "--txt-record=_dmarc.good.test,v=DMARC1; p=reject",
             "--txt-record=s1._domainkey.good.test," + string.Join(",", record.Chunk(255).Select(c => new string(c))),
             "--txt-record=quar.test,v=spf1 -all", "--txt-record=_dmarc.quar.test,v=DMARC1; p=quarantine",
-            "--txt-record=_dmarc.mon.test,v=DMARC1; p=none");
+            "--txt-record=_dmarc.mon.test,v=DMARC1; p=none",
+            "--txt-record=bounce.strict.test,v=spf1 ip4:127.0.0.2 -all", "--txt-record=_dmarc.strict.test,v=DMARC1; p=reject; aspf=s",
+            "--txt-record=bounce.relax.test,v=spf1 ip4:127.0.0.2 ~all", "--txt-record=_dmarc.relax.test,v=DMARC1; p=reject",
+            "--txt-record=perm.test,v=spf1 foo -all");
         var endpoint = Start(c => { c.DnsServers = [$"127.0.0.1:{net.DnsPort}"]; c.InboundAuthentication = "Enforce"; c.HoldIncoming = false; });
 
         string Message(string from, string subject, string extra = "") =>
@@ -78,8 +81,20 @@ public sealed class InboundAuthenticationTests : ListenerTestBase
         Assert.StartsWith("250", await SendAsync(endpoint, Authorised, "ceo@good.test",
             await DkimSignAsync(key, "s1", "good.test", Message("ceo@good.test", "forged", "Authentication-Results: mx.test; dmarc=pass header.from=bank.test\r\n"))));
 
+        // 7. Alignment: SPF passes for bounce.strict.test, but aspf=s wants exactly strict.test (refused);
+        //    relaxed alignment takes bounce.relax.test for relax.test.
+        Assert.StartsWith("550 5.7.1", await SendAsync(endpoint, Authorised, "x@bounce.strict.test", Message("x@strict.test", "strict")));
+        Assert.StartsWith("250", await SendAsync(endpoint, Authorised, "x@bounce.relax.test", Message("x@relax.test", "relaxed")));
+        // 8. SPF softfail and permerror, under a p=none From: domain so that they are accepted.
+        Assert.StartsWith("250", await SendAsync(endpoint, Elsewhere, "x@bounce.relax.test", Message("x@mon.test", "softfail")));
+        Assert.StartsWith("250", await SendAsync(endpoint, Elsewhere, "x@perm.test", Message("x@mon.test", "permerror")));
+
         var stored = _f!.Store.List().Select(m => (Envelope: _f.Store.ReadEnvelope(m.Id)!, Raw: Raw(m.Id))).ToDictionary(m => m.Envelope.Subject!);
-        Assert.Equal(["forged", "monitored", "nokey", "quarantined", "signed"], stored.Keys.Order());
+        Assert.Equal(["forged", "monitored", "nokey", "permerror", "quarantined", "relaxed", "signed", "softfail"], stored.Keys.Order());
+        Assert.Contains("spf=pass smtp.mailfrom=x@bounce.relax.test", Results("relaxed"));
+        Assert.Contains("dmarc=pass (p=reject) header.from=relax.test", Results("relaxed"));
+        Assert.Contains("spf=softfail", Results("softfail"));
+        Assert.Contains("spf=permerror", Results("permerror"));
         string Results(string subject) => stored[subject].Raw.Split("\r\n\r\n")[0].Replace("\r\n\t", " ");
         Assert.Matches(@"^Authentication-Results: mx\.test; spf=pass smtp\.mailfrom=ceo@good\.test; dkim=pass header\.d=good\.test header\.s=s1; dmarc=pass \(p=reject\) header\.from=good\.test; arc=none", Results("signed"));
         Assert.Contains("dkim=permerror header.d=good.test header.s=s9", Results("nokey"));
