@@ -129,7 +129,7 @@ public sealed class MailOpsConfig
     /// "Inbound authentication"): <c>Enforce</c> (DMARC p=reject refused, p=quarantine held),
     /// <c>Report</c> (an Authentication-Results header only) or <c>Off</c>.
     /// </summary>
-    public string InboundAuthentication { get; set; } = "Off";
+    public string InboundAuthentication { get; set; } = "Enforce";
     /// <summary>Greylisting of mail from clients that are neither RelayClients nor authenticated.</summary>
     public GreylistSettings Greylisting { get; set; } = new();
     /// <summary>Time a client has to send a complete command line (and to send anything at all during DATA).</summary>

@@ -90,7 +90,7 @@ public sealed class DiskFullTests : IDisposable
         var config = new MailOpsConfig
         {
             HostName = "mx.self.test", LocalDomains = ["self.test"], Mailboxes = ["alice@self.test"],
-            Tls = new TlsSettings { Enabled = false }, RelayClients = [],
+            Tls = new TlsSettings { Enabled = false }, RelayClients = [], InboundAuthentication = "Off",
         };
         await using var listener = new SmtpListener(new SmtpServerContext(config, store), [new IPEndPoint(IPAddress.Loopback, 0)]);
         listener.Start();

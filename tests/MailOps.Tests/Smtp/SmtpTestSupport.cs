@@ -72,6 +72,8 @@ internal sealed class SmtpFixture : IDisposable
             Mailboxes = ["alice@self.test", "bob@self.test"],
             RelayClients = [],
             Tls = new TlsSettings { Enabled = false },
+            // No test DNS here: the tests that check inbound mail turn it on with their own DnsServers.
+            InboundAuthentication = "Off",
         };
         configure?.Invoke(Config);
         Context = new SmtpServerContext(Config, Store);
