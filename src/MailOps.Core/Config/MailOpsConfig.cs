@@ -100,6 +100,8 @@ public sealed class MailOpsConfig
     public int ConcurrencyPerDomainMax { get; set; } = 20;
     public int ConcurrencyLocal { get; set; } = 10;
     [JsonConverter(typeof(DurationConverter))] public TimeSpan QueueLifetime { get; set; } = TimeSpan.FromDays(5);
+    /// <summary>How long a message waits before its sender gets one "delayed" report (RFC 3464, Postfix's delay_warning_time); 0 turns the reports off.</summary>
+    [JsonConverter(typeof(DurationConverter))] public TimeSpan DelayWarningAfter { get; set; } = TimeSpan.FromHours(4);
     /// <summary>
     /// Waits before each retry of a recipient after its 1st, 2nd ... failed attempt; the last one
     /// repeats. Null: qmail's quadratic schedule, retry n at arrival + (20 s × n)², so the first
@@ -265,6 +267,7 @@ public sealed class MailOpsConfig
         Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");
+        Require(DelayWarningAfter >= TimeSpan.Zero, "DelayWarningAfter must not be negative (0 turns delay warnings off).");
         Require(MaxConnections > 0 && MaxConnectionsPerClient > 0, "Connection limits must be positive.");
         Require(InboundAuthentication is "Enforce" or "Report" or "Off", $"InboundAuthentication: '{InboundAuthentication}' is not Enforce, Report or Off.");
         Require(Dnsbl.Threshold > 0 && Dnsbl.Zones.All(z => z.Key.Trim('.').Contains('.') && z.Value > 0), "Dnsbl: Zones are domain names with positive weights, and the Threshold is positive.");

@@ -59,23 +59,66 @@ public static class BounceBuilder
         return bounceId;
     }
 
-    /// <summary>Builds the report for <paramref name="failed"/>; <paramref name="original"/> is the stored message.</summary>
-    public static MimeMessage Build(Envelope envelope, IReadOnlyList<EnvelopeRecipient> failed, Stream original, string hostName, DateTimeOffset now)
+    /// <summary>
+    /// The recipients a delay warning is due for (docs/delivery.md, "Delay warnings"): once the
+    /// message has waited <paramref name="after"/>, those still deferred whose NOTIFY does not
+    /// exclude DELAY; none for a bounce, none when the warning went already, none when off (0).
+    /// </summary>
+    public static IReadOnlyList<EnvelopeRecipient> DelayedToWarn(Envelope envelope, DateTimeOffset now, TimeSpan after) =>
+        after <= TimeSpan.Zero || envelope.IsBounce || envelope.DelayWarned || now - envelope.Arrived < after
+            ? []
+            : envelope.Recipients.Where(r => r.State == RecipientState.Deferred && (r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Delay))).ToList();
+
+    /// <summary>Queues the one "delayed" report of <paramref name="envelope"/> for <paramref name="delayed"/> and journals it.</summary>
+    /// <returns>The report's queue id.</returns>
+    internal static async Task<string> QueueDelayWarningAsync(QueueStore store, Envelope envelope, IReadOnlyList<EnvelopeRecipient> delayed, string hostName, DateTimeOffset now, TimeSpan queueLifetime, CancellationToken cancellationToken)
     {
+        var stream = new MemoryStream();
+        await using (var original = store.OpenBody(envelope.Id))
+        {
+            var format = FormatOptions.Default.Clone();
+            format.NewLineFormat = NewLineFormat.Dos;
+            await Build(envelope, delayed, original, hostName, now, delayedUntil: envelope.Arrived + queueLifetime).WriteToAsync(format, stream, cancellationToken).ConfigureAwait(false);
+        }
+        stream.Position = 0;
+        string reportId = await store.EnqueueAsync(EnvelopeFor(envelope, hostName, now), stream, cancellationToken).ConfigureAwait(false);
+        store.AppendJournal(envelope.Id, [JournalEvents.Note(JournalEventType.Deferred, now,
+            $"delay warning for {delayed.Count} recipient(s) queued as {reportId} to <{envelope.Sender}>")]);
+        return reportId;
+    }
+
+    /// <summary>
+    /// Builds the report for <paramref name="recipients"/>; <paramref name="original"/> is the stored
+    /// message. With <paramref name="delayedUntil"/> it is a delay warning (Action: delayed, the
+    /// headers only), else a failure report.
+    /// </summary>
+    public static MimeMessage Build(Envelope envelope, IReadOnlyList<EnvelopeRecipient> recipients, Stream original, string hostName, DateTimeOffset now, DateTimeOffset? delayedUntil = null)
+    {
+        bool delayed = delayedUntil is not null;
         var report = new MimeMessage();
         report.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + hostName));
         try { report.To.Add(MailboxAddress.Parse(envelope.Sender)); }
         catch (ParseException) { report.Headers.Add("To", "<" + envelope.Sender + ">"); }
-        report.Subject = "Undelivered Mail Returned to Sender";
+        report.Subject = delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender";
         report.Date = now;
         report.MessageId = MimeUtils.GenerateMessageId(hostName);
         report.Headers.Add("Auto-Submitted", "auto-replied"); // RFC 3834 §5
 
         var text = new System.Text.StringBuilder();
         text.Append($"This is the mail system at {hostName}.\n\n");
-        text.Append("Your message could not be delivered to one or more recipients.\n");
-        text.Append("It is attached below. The reasons:\n\n");
-        foreach (var r in failed) text.Append($"<{r.Address}>: {r.LastError}\n");
+        if (delayed)
+        {
+            text.Append($"Your message has not been delivered yet to one or more recipients. This is a warning only:\n");
+            text.Append($"delivery will be tried until {DateUtils.FormatDate(delayedUntil!.Value)}, and you will hear again only if it fails.\n");
+            text.Append("Its headers are attached below. The reasons so far:\n\n");
+        }
+        else
+        {
+            text.Append("Your message could not be delivered to one or more recipients.\n");
+            text.Append("It is attached below. The reasons:\n\n");
+        }
+        foreach (var r in recipients) text.Append($"<{r.Address}>: {r.LastError}\n");
+        var failed = recipients;
 
         var status = new MessageDeliveryStatus();
         var perMessage = new HeaderList
@@ -90,12 +133,13 @@ public static class BounceBuilder
             var fields = new HeaderList();
             if (r.OriginalRecipient is { } orcpt) fields.Add("Original-Recipient", orcpt);
             fields.Add("Final-Recipient", "rfc822; " + r.Address);
-            fields.Add("Action", "failed");
-            fields.Add("Status", r.Status ?? "5.0.0");
+            fields.Add("Action", delayed ? "delayed" : "failed");
+            fields.Add("Status", r.Status ?? (delayed ? "4.0.0" : "5.0.0"));
             if (r.RemoteHost is { } mta && mta != "maildir") fields.Add("Remote-MTA", "dns; " + mta);
             // Diagnostic-Code is a remote server's own words (RFC 3464 §2.3.6); our reasons stay in the text part.
             if (r.LastReply is { } reply) fields.Add("Diagnostic-Code", "smtp; " + reply);
             if (r.Updated is { } last) fields.Add("Last-Attempt-Date", DateUtils.FormatDate(last));
+            if (delayedUntil is { } until) fields.Add("Will-Retry-Until", DateUtils.FormatDate(until));
             status.StatusGroups.Add(fields);
         }
 
@@ -105,7 +149,7 @@ public static class BounceBuilder
             status,
         };
         original.Position = 0;
-        bool headersOnly = envelope.Return == DsnReturn.Headers || envelope.Size > MaxReturnedSize;
+        bool headersOnly = delayed || envelope.Return == DsnReturn.Headers || envelope.Size > MaxReturnedSize;
         var returned = MimeMessage.Load(original);
         if (headersOnly)
         {

@@ -499,8 +499,27 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private async Task<Envelope?> RecordAsync(string id, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents)
     {
         var now = _clock.GetUtcNow();
-        var recorded = await _store.RecordAsync(id, envelope => DeliveryRecord.Apply(envelope, results, connectionEvents, now, _retry),
-            BounceBuilder.IsReportDue, CancellationToken.None).ConfigureAwait(false);
+        IReadOnlyList<EnvelopeRecipient> delayed = [];
+        var recorded = await _store.RecordAsync(id, envelope =>
+        {
+            var events = DeliveryRecord.Apply(envelope, results, connectionEvents, now, _retry);
+            // One delay warning per message: marked in the same write as the results, so it goes at most once.
+            delayed = BounceBuilder.DelayedToWarn(envelope, now, _config.DelayWarningAfter);
+            if (delayed.Count > 0) envelope.DelayWarned = true;
+            return events;
+        }, BounceBuilder.IsReportDue, CancellationToken.None).ConfigureAwait(false);
+        if (recorded is not null && delayed.Count > 0)
+        {
+            try
+            {
+                string reportId = await BounceBuilder.QueueDelayWarningAsync(_store, recorded, delayed, _config.HostName, now, _config.QueueLifetime, CancellationToken.None).ConfigureAwait(false);
+                _log.LogInformation(DeliveryEvents.BounceQueued, "{Id}: delay warning {ReportId} to <{Sender}>", id, reportId, recorded.Sender);
+            }
+            catch (Exception ex) when (ex is IOException or QueueFailureException)
+            {
+                _log.LogWarning(DeliveryEvents.QueueError, "{Id}: the delay warning could not be queued: {Error}", id, ex.Message);
+            }
+        }
         if (recorded is null && results.Count > 0)
         {
             // Removed by an operator while the delivery was in flight: the attempt happened, so

@@ -94,6 +94,8 @@ public sealed class Envelope
     public bool SmtpUtf8 { get; set; }
     /// <summary>Every recipient is final and a delivery report is still to be queued before the message leaves (docs/queue.md).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool ReportDue { get; set; }
+    /// <summary>The sender was told once that this message is delayed (DelayWarningAfter); never again.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool DelayWarned { get; set; }
 
     [JsonIgnore]
     public bool IsBounce => Sender.Length == 0;
