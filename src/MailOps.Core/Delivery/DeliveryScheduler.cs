@@ -77,6 +77,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         _log = logger ?? NullLogger.Instance;
         _clock = options.Clock;
         _retry = RetryPolicy.From(config);
+        _startedAt = _clock.GetUtcNow();
         var maildir = new MaildirDelivery(config.MaildirRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(store.QueuePath).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "maildir"), config.HostName);
         MaildirRoot = maildir.Root;
         _local = new LocalCourier(config, store, maildir, _clock, _log);
@@ -85,6 +86,18 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     }
 
     public MxRouter Router { get; }
+
+    /// <summary>A message arrived (seen for the first time since this scheduler started), or recipients were delivered, deferred or bounced.</summary>
+    public event EventHandler<MailEventArgs>? MessageEvent;
+
+    private readonly DateTimeOffset _startedAt;
+
+    /// <summary>Raises <see cref="MessageEvent"/>; a handler that throws is logged, never allowed to stop delivery.</summary>
+    private void Raise(MailEventArgs args)
+    {
+        try { MessageEvent?.Invoke(this, args); }
+        catch (Exception ex) { _log.LogWarning(DeliveryEvents.QueueError, "a {Kind} event handler failed: {Error}", args.Kind, ex.Message); }
+    }
 
     /// <summary>Where local mail is written.</summary>
     public string MaildirRoot { get; }
@@ -211,6 +224,11 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             }
             if (envelope is null) continue;
             var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
+            bool isNew;
+            lock (_gate) isNew = !_seen.ContainsKey(id);
+            if (isNew && envelope.Arrived >= _startedAt - TimeSpan.FromSeconds(1) && MessageEvent is not null)
+                Raise(new MailEventArgs { Kind = MailEventKind.Received, Id = id, Sender = envelope.Sender, Recipients = envelope.Recipients.Select(r => r.Address).ToList(),
+                    Subject = envelope.Subject, MessageId = envelope.MessageId, Time = envelope.Arrived });
             lock (_gate)
             {
                 if (plan.Finished) Enqueue(id, LocalKey); // finished, but not retired (a crash or a failed report came between): finish it
@@ -508,6 +526,23 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             if (delayed.Count > 0) envelope.DelayWarned = true;
             return events;
         }, BounceBuilder.IsReportDue, CancellationToken.None).ConfigureAwait(false);
+        if (recorded is not null && MessageEvent is not null)
+        {
+            foreach (var group in results.GroupBy(r => recorded.Recipients.FirstOrDefault(x => x.Address.Equals(r.Recipient, StringComparison.OrdinalIgnoreCase))?.State))
+            {
+                MailEventKind? kind = group.Key switch
+                {
+                    RecipientState.Delivered => MailEventKind.Delivered,
+                    RecipientState.Bounced => MailEventKind.Bounced,
+                    RecipientState.Deferred => MailEventKind.Deferred,
+                    _ => null,
+                };
+                if (kind is null) continue;
+                var first = group.First();
+                Raise(new MailEventArgs { Kind = kind.Value, Id = id, Sender = recorded.Sender, Recipients = group.Select(r => r.Recipient).ToList(),
+                    Subject = recorded.Subject, MessageId = recorded.MessageId, Status = first.EnhancedCode, Detail = first.Detail, Time = now });
+            }
+        }
         if (recorded is not null && delayed.Count > 0)
         {
             try

@@ -81,6 +81,13 @@ public sealed class MailServer : IAsyncDisposable
         Endpoints = listener.LocalEndpoints;
         _trigger = new QueueTriggerListener(store.QueuePath);
         _scheduler = new DeliveryScheduler(config, store, log, new DeliveryOptions { OwnEndpoints = () => Endpoints });
+        _scheduler.MessageEvent += (_, e) => (e.Kind switch
+        {
+            MailEventKind.Received => MessageReceived,
+            MailEventKind.Delivered => MessageDelivered,
+            MailEventKind.Deferred => MessageDeferred,
+            _ => MessageBounced,
+        })?.Invoke(this, e);
         MaildirRoot = _scheduler.MaildirRoot;
         IsSystemQueue = QueueLocation.IsSystemQueue(QueuePath);
         if (OperatingSystem.IsLinux())
@@ -96,6 +103,15 @@ public sealed class MailServer : IAsyncDisposable
         }
         _run = RunAsync();
     }
+
+    /// <summary>A message came into the queue (over SMTP, from a submission or the maildrop) while this server runs; raised when the server first sees it.</summary>
+    public event EventHandler<MailEventArgs>? MessageReceived;
+    /// <summary>Recipients of a message were delivered (to a Maildir or a remote server).</summary>
+    public event EventHandler<MailEventArgs>? MessageDelivered;
+    /// <summary>An attempt failed temporarily; the recipients will be tried again.</summary>
+    public event EventHandler<MailEventArgs>? MessageDeferred;
+    /// <summary>Recipients failed for good (a report goes to the sender).</summary>
+    public event EventHandler<MailEventArgs>? MessageBounced;
 
     /// <summary>Numbers servers in this process, from 1.</summary>
     public int Id { get; }
