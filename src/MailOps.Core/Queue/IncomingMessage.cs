@@ -39,6 +39,22 @@ public sealed class IncomingMessage : IAsyncDisposable
     /// <summary>The start of what was written, up to the end of the header block (64 KiB at most).</summary>
     internal ReadOnlySpan<byte> HeaderBlock => _body.Captured;
 
+    /// <summary>The fields of <see cref="HeaderBlock"/>, parsed once when the body is complete; null when they do not parse.</summary>
+    internal HeaderList? HeaderFields
+    {
+        get
+        {
+            if (_headerParsed) return _headerFields;
+            _headerParsed = true;
+            try { _headerFields = HeaderList.Load(new MemoryStream(_body.Captured.ToArray(), writable: false)); }
+            catch (FormatException) { _headerFields = null; }
+            return _headerFields;
+        }
+    }
+
+    private HeaderList? _headerFields;
+    private bool _headerParsed;
+
     /// <summary>Octets written so far.</summary>
     public long Length => _body.Written + _prefix;
 
@@ -58,7 +74,7 @@ public sealed class IncomingMessage : IAsyncDisposable
         envelope.Id = Id;
         if (envelope.Arrived == default) envelope.Arrived = _store.Clock.GetUtcNow();
         envelope.Size = _body.Written + _prefix;
-        FillFromHeaders(envelope, _body.Captured);
+        FillFromHeaders(envelope);
 
         FileStream? envFile = null;
         string tmpPath = _store.Layout.Tmp(Id);
@@ -119,14 +135,8 @@ public sealed class IncomingMessage : IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_committed || _signed) throw new InvalidOperationException("Sign once, before the commit.");
         string? domain = null;
-        try
-        {
-            using var headerStream = new MemoryStream(_body.Captured.ToArray(), writable: false);
-            var headers = HeaderList.Load(headerStream);
-            if (headers[HeaderId.From] is { } from && InternetAddressList.TryParse(from, out var list) && list.Mailboxes.FirstOrDefault() is { } mailbox)
-                domain = mailbox.Domain?.ToLowerInvariant();
-        }
-        catch (FormatException) { }
+        if (HeaderFields?[HeaderId.From] is { } from && InternetAddressList.TryParse(from, out var list) && list.Mailboxes.FirstOrDefault() is { } mailbox)
+            domain = mailbox.Domain?.ToLowerInvariant();
         if (domain is null) return ([], null);
         IReadOnlyList<MimeKit.Cryptography.DkimSigner> signers;
         try
@@ -139,32 +149,29 @@ public sealed class IncomingMessage : IAsyncDisposable
         }
         if (signers.Count == 0) return ([], null);
 
-        byte[] prefix;
+        var message = await ParseAsync(cancellationToken).ConfigureAwait(false);
+        var present = new[] { "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+                              "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post" }
+            .Where(name => message.Headers.Contains(name) || message.Body?.Headers.Contains(name) == true).Prepend("From").ToList(); // From twice: oversigned, so no second From: can be added
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        var text = new System.Text.StringBuilder();
+        foreach (var signer in signers)
         {
-            var message = await ParseAsync(cancellationToken).ConfigureAwait(false);
-            var present = new[] { "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
-                                  "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post" }
-                .Where(name => message.Headers.Contains(name) || message.Body?.Headers.Contains(name) == true).Prepend("From").ToList(); // From twice: oversigned, so no second From: can be added
-            var options = FormatOptions.Default.Clone();
-            options.NewLineFormat = NewLineFormat.Dos;
-            var text = new System.Text.StringBuilder();
-            foreach (var signer in signers)
+            try
             {
-                try
-                {
-                    signer.Sign(options, message, present);
-                }
-                catch (Exception ex) when (ex is not IOException and not OperationCanceledException)
-                {
-                    return ([], $"cannot sign with {signer.Selector}._domainkey.{signer.Domain}: {ex.Message}");
-                }
-                var field = message.Headers[message.Headers.IndexOf(HeaderId.DkimSignature)];
-                // MimeKit folds the value with bare LF; stored mail has CRLF line ends only.
-                string value = System.Text.Encoding.ASCII.GetString(field.RawValue).TrimEnd('\r', '\n').Replace("\r\n", "\n").Replace("\n", "\r\n");
-                text.Insert(0, field.Field + ":" + value + "\r\n"); // the last signature made is on top, as in the message
+                signer.Sign(options, message, present);
             }
-            prefix = System.Text.Encoding.ASCII.GetBytes(text.ToString());
+            catch (Exception ex) when (ex is not IOException and not OperationCanceledException)
+            {
+                return ([], $"cannot sign with {signer.Selector}._domainkey.{signer.Domain}: {ex.Message}");
+            }
+            var field = message.Headers[message.Headers.IndexOf(HeaderId.DkimSignature)];
+            // MimeKit folds the value with bare LF; stored mail has CRLF line ends only.
+            string value = System.Text.Encoding.ASCII.GetString(field.RawValue).TrimEnd('\r', '\n').Replace("\r\n", "\n").Replace("\n", "\r\n");
+            text.Insert(0, field.Field + ":" + value + "\r\n"); // the last signature made is on top, as in the message
         }
+        byte[] prefix = System.Text.Encoding.ASCII.GetBytes(text.ToString());
 
         await InsertAsync(0, prefix, cancellationToken).ConfigureAwait(false);
         _signed = true;
@@ -177,7 +184,9 @@ public sealed class IncomingMessage : IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         var content = Content;
         if (content.IsEmpty) await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-        await using var stream = content.IsEmpty ? DurableFile.OpenCommittedForReading(_store.Layout.Mess(Id), 64 * 1024) : (Stream)new MemoryStream(content.ToArray(), writable: false);
+        await using var stream = content.IsEmpty ? DurableFile.OpenCommittedForReading(_store.Layout.Mess(Id), 64 * 1024)
+            : (Stream)(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(content, out var kept) ? new MemoryStream(kept.Array!, kept.Offset, kept.Count, writable: false)
+            : new MemoryStream(content.ToArray(), writable: false));
         return await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
     }
 
@@ -208,6 +217,7 @@ public sealed class IncomingMessage : IAsyncDisposable
             throw QueueFailureException.Transient($"Cannot write to the queue: {io.Message}", io);
         }
         _body.Patch(offset, data);
+        _headerParsed = false; // the fields changed
     }
 
     /// <summary>The whole message as it stands when it is small enough to be kept in memory; else empty.</summary>
@@ -286,20 +296,12 @@ public sealed class IncomingMessage : IAsyncDisposable
         _prefix += data.Length;
     }
 
-    private static void FillFromHeaders(Envelope envelope, ReadOnlySpan<byte> headerBytes)
+    /// <summary>The envelope's summary from the header; a message with a broken header block still gets queued, without one.</summary>
+    private void FillFromHeaders(Envelope envelope)
     {
-        if (envelope.MessageId is not null && envelope.Subject is not null) return;
-        try
-        {
-            using var stream = new MemoryStream(headerBytes.ToArray(), writable: false);
-            var headers = HeaderList.Load(stream);
-            envelope.MessageId ??= headers[HeaderId.MessageId]?.Trim();
-            envelope.Subject ??= headers[HeaderId.Subject]?.Trim();
-        }
-        catch (FormatException)
-        {
-            // A message with a broken header block still gets queued; it just has no summary.
-        }
+        if (envelope.MessageId is not null && envelope.Subject is not null || HeaderFields is not { } headers) return;
+        envelope.MessageId ??= headers[HeaderId.MessageId]?.Trim();
+        envelope.Subject ??= headers[HeaderId.Subject]?.Trim();
     }
 
     /// <summary>Abandons an uncommitted message: nothing of it stays in the queue. Never throws.</summary>

@@ -512,7 +512,7 @@ internal sealed class SmtpSession
             reply = MailOpsException.IsDiskFullError(sink.Failure) ? SmtpReplies.InsufficientStorage : SmtpReplies.QueueTemporaryFailure;
         }
         else if (CountReceived(message.HeaderBlock) - 1 > MaxHops) reply = SmtpReplies.TooManyHops;
-        else if (_user is not null && ForeignFrom(message.HeaderBlock, _user) is { } foreign) reply = SmtpReplies.FromNotOwned(foreign, _user);
+        else if (_user is not null && ForeignFrom(message.HeaderFields, _user) is { } foreign) reply = SmtpReplies.FromNotOwned(foreign, _user);
         else
         {
             var envelope = new Envelope
@@ -542,7 +542,7 @@ internal sealed class SmtpSession
                 // is signed for its From: domain.
                 if (_role != ListenerRole.Mx && _user is not null)
                 {
-                    var (fields, messageId) = MissingFields(message.HeaderBlock, message.Id);
+                    var (fields, messageId) = MissingFields(message.HeaderFields, message.Id);
                     if (fields.Length > 0 && await message.AddHeaderFieldsAsync(fields).ConfigureAwait(false)) envelope.MessageId ??= messageId;
                 }
                 if (_user is not null || _relayClient)
@@ -607,32 +607,22 @@ internal sealed class SmtpSession
         return offsets;
     }
 
-    /// <summary>The first From: address of <paramref name="header"/> that <paramref name="user"/> may not send as, or null.</summary>
-    private string? ForeignFrom(ReadOnlySpan<byte> header, string user)
+    /// <summary>The first From: address of the header <paramref name="fields"/> that <paramref name="user"/> may not send as, or null (also when the header does not parse: MAIL FROM was judged already).</summary>
+    private string? ForeignFrom(MimeKit.HeaderList? fields, string user)
     {
-        try
+        foreach (var from in fields?.Where(f => f.Id == MimeKit.HeaderId.From) ?? [])
         {
-            var fields = MimeKit.HeaderList.Load(new MemoryStream(header.ToArray(), writable: false));
-            foreach (var from in fields.Where(f => f.Id == MimeKit.HeaderId.From))
-            {
-                if (!MimeKit.InternetAddressList.TryParse(from.Value, out var list)) return from.Value.Trim();
-                foreach (var mailbox in list.Mailboxes)
-                    if (!_server.Senders.MayUse(user, mailbox.Address)) return mailbox.Address;
-            }
-            return null;
+            if (!MimeKit.InternetAddressList.TryParse(from.Value, out var list)) return from.Value.Trim();
+            foreach (var mailbox in list.Mailboxes)
+                if (!_server.Senders.MayUse(user, mailbox.Address)) return mailbox.Address;
         }
-        catch (FormatException)
-        {
-            return null; // no header to judge: MAIL FROM was judged already
-        }
+        return null;
     }
 
-    /// <summary>"Message-ID: ...\r\nDate: ...\r\n" for those the header lacks (and the Message-ID added), or empty.</summary>
-    private (string Fields, string? MessageId) MissingFields(ReadOnlySpan<byte> header, string id)
+    /// <summary>"Message-ID: ...\r\nDate: ...\r\n" for those the header <paramref name="fields"/> lack (and the Message-ID added), or empty.</summary>
+    private (string Fields, string? MessageId) MissingFields(MimeKit.HeaderList? fields, string id)
     {
-        MimeKit.HeaderList fields;
-        try { fields = MimeKit.HeaderList.Load(new MemoryStream(header.ToArray(), writable: false)); }
-        catch (FormatException) { return ("", null); }
+        if (fields is null) return ("", null);
         var sb = new StringBuilder();
         string? messageId = null;
         if (!fields.Contains(MimeKit.HeaderId.MessageId))
