@@ -21,6 +21,7 @@
         'Submit-MailMessage'
         'New-MailMessage'
         'Trace-MailMessage'
+        'Get-MailLog'
         'Suspend-QueuedMail'
         'Resume-QueuedMail'
         'Remove-QueuedMail'

@@ -13,6 +13,8 @@ namespace MailOps.Bench;
 ///   loop    --queue D [--size B] [--writers W] [--seconds S] [--count N]   enqueue until killed, S seconds (60), N messages
 ///                                                                          (100000) or stdin closing; prints "id sha256"
 ///   memory  --queue D                                                      hold every queued message in memory; report RSS
+///   maillog --queue D [--messages N] [--text F]                            write one day of mail log for N messages (100000),
+///                                                                          through the log writer; the same day as text to F
 /// </summary>
 public static class Program
 {
@@ -55,10 +57,54 @@ public static class Program
             }
             case "memory":
                 return Memory(options["queue"]);
+            case "maillog":
+                WriteMailLog(options["queue"], int.Parse(Get("messages", "100000")), options.GetValueOrDefault("text"));
+                return 0;
             default:
                 Console.Error.WriteLine($"unknown mode {args[0]}");
                 return 64;
         }
+    }
+
+    /// <summary>
+    /// One day of a busy server's log: per message received, queued, attempt and delivered; one in
+    /// ten deferred once first, one in fifty bounced. 5,000 senders, 20,000 recipients.
+    /// </summary>
+    private static void WriteMailLog(string queue, int messages, string? textPath)
+    {
+        using var store = QueueStore.Open(queue);
+        using var text = textPath is null ? null : new StreamWriter(textPath);
+        var day = new DateTimeOffset(DateTime.UtcNow.Date, TimeSpan.Zero);
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < messages; i++)
+        {
+            var at = day + TimeSpan.FromSeconds(86_000.0 * i / messages);
+            string id = QueueId.New(at);
+            var envelope = new Envelope
+            {
+                Id = id, Arrived = at, Sender = $"sender{i % 5000}@client{i % 300}.example", Size = 4096 + i % 2000,
+                MessageId = $"<{i}.{Guid.NewGuid():N}@client{i % 300}.example>", Subject = $"report {i}", ClientAddress = $"192.0.2.{i % 250 + 1}",
+                ClientHelo = $"client{i % 300}.example", ReceivedTls = "Tls13 TLS_AES_256_GCM_SHA384", ReceiveSeconds = 0.012,
+                Recipients = [new EnvelopeRecipient { Address = $"user{i % 20000}@dest{i % 700}.example" }],
+            };
+            string rcpt = envelope.Recipients[0].Address;
+            var events = new List<JournalEvent> { JournalEvents.Received(envelope), JournalEvents.Queued(envelope, at) };
+            void Try(DateTimeOffset when, int code, string reply)
+            {
+                var result = MailOps.Core.Delivery.RecipientResult.FromReply(rcpt, code, reply, $"mx{i % 700}.dest.example", $"198.51.100.{i % 200 + 1}:25",
+                    "Tls13 TLS_AES_256_GCM_SHA384 (not verified: self-signed, Opportunistic)", 31.5) with { ConnectMs = 120.4 };
+                events.Add(JournalEvents.Attempt(result, when, envelope));
+                events.Add(JournalEvents.Outcome(code < 300 ? JournalEventType.Delivered : code < 500 ? JournalEventType.Deferred : JournalEventType.Bounced, result, when, result.Detail));
+            }
+            if (i % 10 == 0) Try(at.AddSeconds(1), 451, "4.7.1 greylisted, try again later");
+            if (i % 50 == 7) Try(at.AddSeconds(2), 550, "5.1.1 no such user");
+            else Try(at.AddSeconds(2), 250, $"2.0.0 Ok: queued as {i:X8}");
+            var entries = events.Select(e => MailLogEntry.From(id, e, envelope)).ToList();
+            MailLog.Append(store.Layout.LogDir, entries);
+            if (text is not null)
+                foreach (var e in entries) text.WriteLine($"{e.Time.UtcDateTime:MMM dd HH:mm:ss} bench postfix/mailops: {e}");
+        }
+        Console.WriteLine($"wrote the log of {messages} messages in {sw.Elapsed.TotalSeconds:F1} s");
     }
 
     private static Dictionary<string, string> ParseOptions(string[] args)

@@ -26,6 +26,8 @@ public static class Program
                                                               deliver now: wakes the running server, or runs one delivery pass
           mx      DOMAIN [--dns HOST:PORT]... [--json]        the route mail for DOMAIN would take
           trace   ID|MESSAGE-ID [--queue DIR] [--json]        the journey of a message
+          log     [--sender A] [--recipient A] [--message-id M] [--id ID] [--event E[,E]] [--start T] [--end T]
+                  [--limit N] [--queue DIR] [--json]          search the mail log, newest first (patterns take * and ?)
           hold    ID... [--queue DIR]                         hold: not delivered, never expires
           release ID... [--queue DIR]                         release held mail
           remove  ID... [--queue DIR]                         remove from the queue
@@ -72,6 +74,7 @@ public static class Program
                 "submit" => await SubmitCommands.SubmitAsync(rest, cancel.Token),
                 "sendmail" => await SubmitCommands.SendmailAsync(rest, cancel.Token),
                 "trace" => QueueCommands.Trace(rest, Console.Out),
+                "log" => QueueCommands.Log(rest, Console.Out),
                 "hold" or "release" or "remove" => await QueueCommands.ActAsync(args[0], rest, cancel.Token),
                 "serve" => await ServeCommand.RunAsync(rest, cancel.Token),
                 "flush" => await DeliveryCommands.FlushAsync(rest, cancel.Token),

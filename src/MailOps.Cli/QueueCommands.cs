@@ -57,6 +57,32 @@ internal static class QueueCommands
         return ExitCodes.Ok;
     }
 
+    /// <summary><c>mailops log</c>: the mail log of the queue, searched, newest first (docs/logging.md).</summary>
+    public static int Log(string[] args, TextWriter stdout)
+    {
+        var a = CliArgs.Parse(args, ["--queue", "--sender", "--recipient", "--message-id", "--id", "--event", "--start", "--end", "--limit"], ["--json"]);
+        if (a.Positional.Count > 0) throw CliException.Usage($"unexpected argument '{a.Positional[0]}'.");
+        var events = new List<JournalEventType>();
+        foreach (var name in a.Values("--event").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+            events.Add(Enum.TryParse<JournalEventType>(name, ignoreCase: true, out var e) && Enum.IsDefined(e) ? e
+                : throw CliException.Usage($"--event: '{name}' is not one of {string.Join(", ", Enum.GetNames<JournalEventType>())}."));
+        DateTimeOffset? Time(string flag) => a.Value(flag) is { } v
+            ? DateTimeOffset.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t) ? t
+                : throw CliException.Usage($"{flag}: '{v}' is not a date and time (2026-11-28, 2026-11-28T09:00, 2026-11-28T09:00Z).")
+            : null;
+        int limit = a.Value("--limit") is { } l ? int.TryParse(l, out int n) && n > 0 ? n : throw CliException.Usage($"--limit: '{l}' is not a positive number.") : int.MaxValue;
+        using var store = OpenExisting(a.Value("--queue"));
+        var query = new MailLogQuery
+        {
+            Sender = a.Value("--sender"), Recipient = a.Value("--recipient"), MessageId = a.Value("--message-id"), Id = a.Value("--id"),
+            Events = events.Count > 0 ? events : null, Start = Time("--start"), End = Time("--end"),
+        };
+        bool json = a.Flag("--json");
+        foreach (var entry in MailLog.Search(store.QueuePath, query).Take(limit))
+            stdout.WriteLine(json ? entry.ToJson() : $"{entry.Time.ToLocalTime():yyyy-MM-dd HH:mm:ss.fff} {entry}");
+        return ExitCodes.Ok;
+    }
+
     public static async Task<int> ActAsync(string verb, string[] args, CancellationToken cancellationToken)
     {
         var a = CliArgs.Parse(args, ["--queue"], []);

@@ -44,7 +44,7 @@ internal static class ServeCommand
         MailServer server;
         try
         {
-            server = MailServer.Start(config, new MailServerOptions { Logger = new StderrLogger(), Delivery = !a.Flag("--no-delivery") });
+            server = MailServer.Start(config, new MailServerOptions { Logger = new StderrLogger(json: config.LogFormat.Equals("json", StringComparison.OrdinalIgnoreCase)), Delivery = !a.Flag("--no-delivery") });
         }
         catch (MailServerException ex)
         {

@@ -116,6 +116,10 @@ public sealed class MailOpsConfig
     public TlsSettings Tls { get; set; } = new();
     public List<UserSettings> Users { get; set; } = [];
     [JsonConverter(typeof(DurationConverter))] public TimeSpan JournalRetention { get; set; } = TimeSpan.FromDays(7);
+    /// <summary>How a server writes its log: <c>text</c> (one line per event, Postfix's manner) or <c>json</c> (one object per line; docs/logging.md).</summary>
+    public string LogFormat { get; set; } = "text";
+    /// <summary>Where a server serves Prometheus metrics ("127.0.0.1:9325"); null: no metrics endpoint.</summary>
+    public string? Metrics { get; set; }
 
     // Listener limits (docs/smtp.md). Not qmail control files: tcpserver's -c and qmail-smtpd's timeouts.
     /// <summary>Connections served at once, all clients together; more get 421 4.7.0.</summary>
@@ -267,6 +271,8 @@ public sealed class MailOpsConfig
         Require(MaxMessageSize > 0, "MaxMessageSize must be positive.");
         Require(MaxRecipients > 0, "MaxRecipients must be positive.");
         Require(QueueLifetime > TimeSpan.Zero, "QueueLifetime must be positive.");
+        Require(LogFormat.Equals("text", StringComparison.OrdinalIgnoreCase) || LogFormat.Equals("json", StringComparison.OrdinalIgnoreCase), $"LogFormat: '{LogFormat}' is not text or json.");
+        Require(Metrics is null || Smtp.ListenEndpoint.TryParseEndpoint(Metrics) is not null, $"Metrics: '{Metrics}' is not IP:PORT (for example 127.0.0.1:9325).");
         Require(DelayWarningAfter >= TimeSpan.Zero, "DelayWarningAfter must not be negative (0 turns delay warnings off).");
         Require(MaxConnections > 0 && MaxConnectionsPerClient > 0, "Connection limits must be positive.");
         Require(InboundAuthentication is "Enforce" or "Report" or "Off", $"InboundAuthentication: '{InboundAuthentication}' is not Enforce, Report or Off.");

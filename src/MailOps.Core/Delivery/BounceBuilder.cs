@@ -38,7 +38,7 @@ public static class BounceBuilder
     {
         if (envelope.IsBounce && envelope.Recipients.Any(r => r.State == RecipientState.Bounced))
         {
-            store.AppendJournal(envelope.Id, [JournalEvents.Note(JournalEventType.Bounced, now, "no report sent: the message is itself a bounce (never bounce a bounce)")]);
+            store.AppendJournal(envelope.Id, [JournalEvents.Note(JournalEventType.Bounced, now, "no report sent: the message is itself a bounce (never bounce a bounce)")], envelope);
             return null;
         }
         var failed = ReportableFailures(envelope);
@@ -55,7 +55,7 @@ public static class BounceBuilder
         bounceEnvelope.EightBit = envelope.EightBit;
         string bounceId = await store.EnqueueAsync(bounceEnvelope, stream, cancellationToken).ConfigureAwait(false);
         store.AppendJournal(envelope.Id, [JournalEvents.Note(JournalEventType.Bounced, now,
-            $"delivery status notification for {failed.Count} recipient(s) queued as {bounceId} to <{envelope.Sender}>")]);
+            $"delivery status notification for {failed.Count} recipient(s) queued as {bounceId} to <{envelope.Sender}>")], envelope);
         return bounceId;
     }
 
@@ -83,7 +83,7 @@ public static class BounceBuilder
         stream.Position = 0;
         string reportId = await store.EnqueueAsync(EnvelopeFor(envelope, hostName, now), stream, cancellationToken).ConfigureAwait(false);
         store.AppendJournal(envelope.Id, [JournalEvents.Note(JournalEventType.Deferred, now,
-            $"delay warning for {delayed.Count} recipient(s) queued as {reportId} to <{envelope.Sender}>")]);
+            $"delay warning for {delayed.Count} recipient(s) queued as {reportId} to <{envelope.Sender}>")], envelope);
         return reportId;
     }
 

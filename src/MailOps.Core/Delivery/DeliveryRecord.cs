@@ -24,7 +24,7 @@ internal static class DeliveryRecord
             r.Status = result.EnhancedCode;
             r.LastReply = result.ReplyCode is not null ? $"{result.ReplyCode} {result.EnhancedCode} {result.Detail}" : null;
             r.RemoteHost = result.Host;
-            events.Add(JournalEvents.Attempt(result, now));
+            events.Add(JournalEvents.Attempt(result, now, envelope));
             var outcome = result.Outcome;
             string detail = result.Detail;
             if (outcome == DeliveryOutcome.Deferred)

@@ -560,7 +560,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             // Removed by an operator while the delivery was in flight: the attempt happened, so
             // the trace says so, but there is no envelope left to record it in (docs/queue.md).
             _store.AppendJournal(id, connectionEvents.Concat(results.Select(r =>
-                JournalEvents.Attempt(r, now, " (result dropped: the message was removed during the delivery)"))).ToList());
+                JournalEvents.Attempt(r, now, note: " (result dropped: the message was removed during the delivery)"))).ToList());
         }
         return recorded;
     }

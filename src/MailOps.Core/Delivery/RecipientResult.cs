@@ -25,7 +25,10 @@ public sealed record RecipientResult
     public string? Host { get; init; }
     public string? Address { get; init; }
     public string? Tls { get; init; }
+    /// <summary>Transmission: MAIL FROM to the final reply (or the Maildir write).</summary>
     public double? DurationMs { get; init; }
+    /// <summary>Setting up the connection this attempt went over (0 when it was reused); null for local delivery.</summary>
+    public double? ConnectMs { get; init; }
 
     /// <summary>"550 5.1.1" when a server replied, else the enhanced code alone.</summary>
     public string Status => ReplyCode is { } code ? $"{code} {EnhancedCode}" : EnhancedCode;

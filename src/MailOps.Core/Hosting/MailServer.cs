@@ -88,6 +88,8 @@ public sealed class MailServer : IAsyncDisposable
             MailEventKind.Deferred => MessageDeferred,
             _ => MessageBounced,
         })?.Invoke(this, e);
+        // The mail log: every line this server's queue writes goes to the server's log as well.
+        store.Logged += entry => _log.Log(LogLevel.Information, MailLogEventId, entry, null, static (e, _) => e.ToString());
         MaildirRoot = _scheduler.MaildirRoot;
         IsSystemQueue = QueueLocation.IsSystemQueue(QueuePath);
         if (OperatingSystem.IsLinux())
@@ -112,6 +114,8 @@ public sealed class MailServer : IAsyncDisposable
     public event EventHandler<MailEventArgs>? MessageDeferred;
     /// <summary>Recipients failed for good (a report goes to the sender).</summary>
     public event EventHandler<MailEventArgs>? MessageBounced;
+
+    private static readonly EventId MailLogEventId = new(300, "mail");
 
     /// <summary>Numbers servers in this process, from 1.</summary>
     public int Id { get; }

@@ -87,6 +87,10 @@ public sealed class Envelope
     public string? ClientAddress { get; set; }
     public string? ClientHelo { get; set; }
     public string? AuthenticatedUser { get; set; }
+    /// <summary>TLS protocol and cipher of the session that brought the message ("Tls13 TLS_AES_256_GCM_SHA384"); null in clear or not by SMTP.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? ReceivedTls { get; set; }
+    /// <summary>Seconds from MAIL FROM to the commit (the log's before-queue delay); null when unknown.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? ReceiveSeconds { get; set; }
     /// <summary>RFC 3461 ENVID.</summary>
     public string? EnvelopeId { get; set; }
     public DsnReturn Return { get; set; }

@@ -13,6 +13,7 @@ internal sealed class QueueLayout
         JournalDir = Path.Combine(Root, "journal");
         LockDir = Path.Combine(Root, "lock");
         ControlDir = Path.Combine(Root, "control");
+        LogDir = Path.Combine(Root, "log");
     }
 
     public string Root { get; }
@@ -23,8 +24,10 @@ internal sealed class QueueLayout
     public string JournalDir { get; }
     public string LockDir { get; }
     public string ControlDir { get; }
+    /// <summary>The mail log: one JSON-lines file per UTC day (docs/logging.md).</summary>
+    public string LogDir { get; }
 
-    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, JournalDir, LockDir, ControlDir];
+    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, JournalDir, LockDir, ControlDir, LogDir];
 
     public string Mess(string id) => Path.Combine(MessDir, Checked(id));
     public string Tmp(string id) => Path.Combine(TmpDir, Checked(id));

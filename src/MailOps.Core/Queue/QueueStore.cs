@@ -121,7 +121,7 @@ public sealed class QueueStore : IDisposable
         var now = Clock.GetUtcNow();
         try
         {
-            AppendJournal(envelope.Id, [JournalEvents.Received(envelope), JournalEvents.Queued(envelope, now)]);
+            AppendJournal(envelope.Id, [JournalEvents.Received(envelope), JournalEvents.Queued(envelope, now)], envelope);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -277,10 +277,11 @@ public sealed class QueueStore : IDisposable
         using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
             before = Find(id) ?? throw new QueuedMessageNotFoundException(id);
+            var envelope = ReadEnvelope(id);
             File.Delete(Layout.Env(id));
             DurableFile.SyncDirectory(Layout.EnvDir);
             File.Delete(Layout.Mess(id));
-            AppendJournal(id, [JournalEvents.Operator(JournalEventType.Removed, Clock.GetUtcNow(), detail: reason)]);
+            AppendJournal(id, [JournalEvents.Operator(JournalEventType.Removed, Clock.GetUtcNow(), detail: reason)], envelope);
         }
         QueueTrigger.Pull(QueuePath);
         return before;
@@ -306,7 +307,7 @@ public sealed class QueueStore : IDisposable
             if (changed)
             {
                 WriteEnvelopeLocked(envelope);
-                AppendJournal(id, touched.Select(a => JournalEvents.Operator(eventType, now, a)).ToArray());
+                AppendJournal(id, touched.Select(a => JournalEvents.Operator(eventType, now, a)).ToArray(), envelope);
             }
         }
         if (changed) QueueTrigger.Pull(QueuePath);
@@ -387,7 +388,7 @@ public sealed class QueueStore : IDisposable
             if (finished && !envelope.ReportDue) envelope.ReportDue = reportDue(envelope);
             if (finished && !envelope.ReportDue) Retire(id);
             else WriteEnvelopeLocked(envelope);
-            if (events.Count > 0) AppendJournal(id, events);
+            if (events.Count > 0) AppendJournal(id, events, envelope);
             return envelope;
         }
     }
@@ -420,11 +421,13 @@ public sealed class QueueStore : IDisposable
     // ---------------------------------------------------------------- journal
 
     /// <summary>
-    /// Appends events to the message's journal (it outlives the message; see JournalRetention).
-    /// Each record starts with a newline: a record cut short by a crash is closed off by the next
-    /// one instead of swallowing it. Appends need no lock (one O_APPEND write).
+    /// Appends events to the message's journal (it outlives the message; see JournalRetention) and
+    /// to the mail log, with the message's sender, Message-ID and recipients when
+    /// <paramref name="message"/> is given (else read from the queue), and tells <see cref="Logged"/>.
+    /// Each journal record starts with a newline: a record cut short by a crash is closed off by
+    /// the next one instead of swallowing it. Appends need no lock (one O_APPEND write).
     /// </summary>
-    public void AppendJournal(string id, IReadOnlyList<JournalEvent> events)
+    public void AppendJournal(string id, IReadOnlyList<JournalEvent> events, Envelope? message = null)
     {
         var buffer = new MemoryStream();
         foreach (var e in events)
@@ -433,7 +436,24 @@ public sealed class QueueStore : IDisposable
             JsonSerializer.Serialize(buffer, e, QueueJsonContext.Default.JournalEvent);
         }
         DurableFile.Append(Layout.Journal(id), buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+        if (events.Count == 0) return;
+        if (message is null)
+        {
+            try { message = ReadEnvelope(id); }
+            catch (Exception ex) when (ex is IOException or JsonException or InvalidDataException) { }
+        }
+        var entries = events.Select(e => MailLogEntry.From(id, e, message)).ToList();
+        try { MailLog.Append(Layout.LogDir, entries); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The journal has it (a trace still tells the story); the search misses these lines.
+        }
+        if (Logged is { } logged)
+            foreach (var entry in entries) logged(entry);
     }
+
+    /// <summary>Every mail log line this instance writes, as it is written (a server logs them).</summary>
+    public event Action<MailLogEntry>? Logged;
 
     /// <summary>Every journaled event of the message, oldest first; empty when none is known.</summary>
     public IReadOnlyList<JournalEvent> ReadJournal(string id)
@@ -546,6 +566,7 @@ public sealed class QueueStore : IDisposable
         }
 
         var cutoff = Clock.GetUtcNow() - _options.JournalRetention;
+        MailLog.Expire(Layout.LogDir, cutoff);
         foreach (var id in SafeNames(Layout.JournalDir).ToList())
         {
             if (committed.Contains(id)) continue;

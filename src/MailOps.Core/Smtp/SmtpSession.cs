@@ -523,6 +523,7 @@ internal sealed class SmtpSession
                 ClientAddress = ClientAddress?.ToString(),
                 ClientHelo = _helo,
                 AuthenticatedUser = _user,
+                ReceivedTls = _connection.Tls is { } tls ? $"{tls.SslProtocol} {tls.NegotiatedCipherSuite}" : null,
                 EnvelopeId = tx.EnvelopeId,
                 Return = tx.Return,
                 EightBit = tx.EightBit,
@@ -550,6 +551,7 @@ internal sealed class SmtpSession
                     var (_, dkimError) = await message.SignDkimAsync(_server.Dkim).ConfigureAwait(false);
                     if (dkimError is not null) _server.Logger.LogWarning(SmtpEvents.QueueFailure, "Message {Id} queued unsigned: {Reason}", message.Id, dkimError);
                 }
+                envelope.ReceiveSeconds = Math.Round(System.Diagnostics.Stopwatch.GetElapsedTime(tx.Started).TotalSeconds, 3);
                 string id = await message.CommitAsync(envelope).ConfigureAwait(false);
                 reply = SmtpReplies.Queued(id);
                 _server.Logger.LogDebug(SmtpEvents.Accepted, "Queued {Id} from <{Sender}> for {Count} recipients, {Size} octets", id, tx.Sender, tx.Recipients.Count, envelope.Size);

@@ -11,6 +11,8 @@ internal sealed class SmtpTransaction : IAsyncDisposable
     public bool SmtpUtf8 { get; init; }
     public string? EnvelopeId { get; init; }
     public DsnReturn Return { get; init; }
+    /// <summary>When MAIL was accepted: the log's before-queue delay runs from here to the commit.</summary>
+    public long Started { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
 
     // BDAT (RFC 3030): the body is built across chunks.
     public bool Chunking { get; set; }

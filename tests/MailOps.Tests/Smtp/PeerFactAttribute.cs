@@ -15,6 +15,12 @@ public sealed class PeerFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A <see cref="PeerFactAttribute"/> with data.</summary>
+public sealed class PeerTheoryAttribute : TheoryAttribute
+{
+    public PeerTheoryAttribute(params string[] programs) => Skip = new PeerFactAttribute(programs).Skip;
+}
+
 public static class Peers
 {
     public static string? Find(string program)

@@ -45,6 +45,8 @@ internal sealed class RemoteSession : IAsyncDisposable
     private IPEndPoint? _endpoint;
     private DateTimeOffset _opened;
     private int _messages;
+    /// <summary>How long setting up the kept connection took; reported with its first message only.</summary>
+    private double _connectMs;
 
     public RemoteSession(string helo, TimeProvider clock, CertificateTrust? trust = null)
     {
@@ -188,6 +190,7 @@ internal sealed class RemoteSession : IAsyncDisposable
                 _verdict = client.IsEncrypted ? verdict ?? "not verified" : "not verified";
                 _opened = _clock.GetUtcNow();
                 _messages = 0;
+                _connectMs = Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1);
                 return null;
             }
             catch (TlsPolicyException ex)
@@ -256,7 +259,8 @@ internal sealed class RemoteSession : IAsyncDisposable
         string? tls = client.IsEncrypted ? $"{client.SslProtocol} {client.SslCipherSuite} ({_verdict}, {_requirement!.Policy})" : null;
         long started = Stopwatch.GetTimestamp();
         double Elapsed() => Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 1);
-        RecipientResult Reply(string rcpt, int code, string text) => RecipientResult.FromReply(rcpt, code, text, host, address, tls, Elapsed());
+        double connectMs = _messages == 0 ? _connectMs : 0;
+        RecipientResult Reply(string rcpt, int code, string text) => RecipientResult.FromReply(rcpt, code, text, host, address, tls, Elapsed()) with { ConnectMs = connectMs };
 
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         var results = new List<RecipientResult>(recipients.Count);
