@@ -17,7 +17,7 @@ public static class Program
           serve   [--config F] [--queue DIR] [--listen IP:PORT]... [--hostname NAME] [--no-delivery]
                   [--local-domain D]... [--relay-domain D]... [--mailbox A]... [--relay-client CIDR]...
                   [--maildir-root DIR] [--smarthost H[:P]] [--smarthost-tls MODE] [--dns-server H[:P]]... [--remote-port N]
-                  [--default-domain D] [--max-message-size N] [--hold-incoming] [--no-tls]
+                  [--default-domain D] [--max-message-size N] [--hold-incoming] [--no-tls] [--metrics IP:PORT]
                                                               SMTP listener and delivery in the foreground (Ctrl+C / SIGTERM stop gracefully)
           queue   [--queue DIR] [--state S] [--json]          list queued mail
           submit  [--queue DIR] [--create] [-f SENDER] [-F NAME] [-t] [-i] [RCPT...] < message

@@ -13,7 +13,7 @@ internal static class ServeCommand
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
     {
         var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname", "--local-domain", "--relay-domain", "--mailbox",
-            "--relay-client", "--maildir-root", "--smarthost", "--smarthost-tls", "--dns-server", "--remote-port", "--default-domain", "--max-message-size"],
+            "--relay-client", "--maildir-root", "--smarthost", "--smarthost-tls", "--dns-server", "--remote-port", "--default-domain", "--max-message-size", "--metrics"],
             ["--no-delivery", "--hold-incoming", "--no-tls"]);
         var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
         QueueLocation.ActAsOwnerOf(queuePath); // root serving a system queue serves it as its account
@@ -38,6 +38,7 @@ internal static class ServeCommand
             DefaultDomain = a.Value("--default-domain"),
             MaxMessageSize = Int("--max-message-size"),
             HoldIncoming = a.Flag("--hold-incoming") ? true : null,
+            Metrics = a.Value("--metrics"),
             TlsEnabled = a.Flag("--no-tls") ? false : null,
         }.ApplyTo(config);
 

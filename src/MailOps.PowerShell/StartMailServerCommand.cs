@@ -52,6 +52,8 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
     [Parameter] [ValidateRange(1L, long.MaxValue)] public long? MaxMessageSize { get; set; }
     [Parameter] [ValidateRange(1, 100000)] public int? MaxRecipients { get; set; }
     [Parameter] public SwitchParameter HoldIncoming { get; set; }
+    /// <summary>Serve Prometheus metrics at http://IP:PORT/metrics (loopback or a management address).</summary>
+    [Parameter] [ValidateNotNullOrEmpty] public string? Metrics { get; set; }
     /// <summary>A PKCS#12 certificate for STARTTLS (default: one generated and kept under the queue's control/).</summary>
     [Parameter] [ValidateNotNullOrEmpty] public string? TlsCertificatePath { get; set; }
     [Parameter] [ValidateNotNull] public SecureString? TlsCertificatePassword { get; set; }
@@ -155,6 +157,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         MaxMessageSize = MaxMessageSize,
         MaxRecipients = MaxRecipients,
         HoldIncoming = HoldIncoming.IsPresent ? true : null,
+        Metrics = Metrics,
         TlsCertificatePath = TlsCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TlsCertificatePath),
         TlsCertificatePassword = TlsCertificatePassword is null ? null : new System.Net.NetworkCredential("", TlsCertificatePassword).Password,
         TlsEnabled = NoTls ? false : null,

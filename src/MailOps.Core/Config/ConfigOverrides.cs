@@ -35,6 +35,8 @@ public sealed class ConfigOverrides
     public long? MaxMessageSize { get; set; }
     public int? MaxRecipients { get; set; }
     public bool? HoldIncoming { get; set; }
+    /// <summary>IP:PORT of the metrics endpoint.</summary>
+    public string? Metrics { get; set; }
     public string? TlsCertificatePath { get; set; }
     public string? TlsCertificatePassword { get; set; }
     /// <summary>False turns STARTTLS off.</summary>
@@ -75,6 +77,7 @@ public sealed class ConfigOverrides
         if (MaxMessageSize is { } size) config.MaxMessageSize = size;
         if (MaxRecipients is { } rcpts) config.MaxRecipients = rcpts;
         if (HoldIncoming is { } hold) config.HoldIncoming = hold;
+        if (Metrics is { } metrics) config.Metrics = metrics;
         if (TlsCertificatePath is not null) config.Tls.CertificatePath = TlsCertificatePath;
         if (TlsCertificatePassword is not null) config.Tls.CertificatePassword = TlsCertificatePassword;
         if (TlsEnabled is { } tls) config.Tls.Enabled = tls;

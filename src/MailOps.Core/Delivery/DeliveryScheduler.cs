@@ -87,6 +87,9 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     public MxRouter Router { get; }
 
+    /// <summary>The server's metrics, told the results of every job; null counts nothing.</summary>
+    internal Hosting.MailMetrics? Metrics { get; init; }
+
     /// <summary>A message arrived (seen for the first time since this scheduler started), or recipients were delivered, deferred or bounced.</summary>
     public event EventHandler<MailEventArgs>? MessageEvent;
 
@@ -412,7 +415,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 var now = _clock.GetUtcNow();
                 var due = DeliveryPlanner.DueAt(envelope, d.Key, now, DestinationOf);
                 var results = due.Select(r => RecipientResult.Local(r.Address, "4.3.0", "delivery failed inside MailOps: " + ex.Message)).ToList();
-                var recorded = await RecordAsync(id, results, []).ConfigureAwait(false);
+                var recorded = await RecordAsync(id, d.Key, results, []).ConfigureAwait(false);
                 return (JobOutcome.NotRun, recorded is null ? null : NextDue(recorded, now, d.Key));
             }
             catch (Exception again) when (again is IOException or UnauthorizedAccessException or QueueFailureException or System.Text.Json.JsonException or InvalidDataException)
@@ -471,7 +474,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                     result = await courier.DeliverAsync(envelope, due, body, _abort.Token).ConfigureAwait(false);
                 }
             }
-            var recorded = await RecordAsync(id, result.Results, result.ConnectionEvents).ConfigureAwait(false);
+            var recorded = await RecordAsync(id, d.Key, result.Results, result.ConnectionEvents).ConfigureAwait(false);
             if (recorded?.ReportDue == true) await FinishAsync(id).ConfigureAwait(false);
             var outcome = result.DestinationFailed ? JobOutcome.DestinationFailed : result.Connected ? JobOutcome.Connected : JobOutcome.Done;
             // Finished: it has left the queue (retired, or its report queued and then retired).
@@ -514,7 +517,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     // ---------------------------------------------------------------- results, retries, bounces
 
-    private async Task<Envelope?> RecordAsync(string id, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents)
+    private async Task<Envelope?> RecordAsync(string id, string destination, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents)
     {
         var now = _clock.GetUtcNow();
         IReadOnlyList<EnvelopeRecipient> delayed = [];
@@ -526,6 +529,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             if (delayed.Count > 0) envelope.DelayWarned = true;
             return events;
         }, BounceBuilder.IsReportDue, CancellationToken.None).ConfigureAwait(false);
+        if (recorded is not null) Metrics?.Recorded(destination, recorded, results, now);
         if (recorded is not null && MessageEvent is not null)
         {
             foreach (var group in results.GroupBy(r => recorded.Recipients.FirstOrDefault(x => x.Address.Equals(r.Recipient, StringComparison.OrdinalIgnoreCase))?.State))

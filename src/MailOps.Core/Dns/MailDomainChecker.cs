@@ -248,7 +248,7 @@ public sealed class MailDomainChecker
     {
         try
         {
-            var response = await _dns.QueryAsync(name, type, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+            var response = await _dns.CountedQueryAsync(name, type, cancellationToken).ConfigureAwait(false);
             if (!response.HasError) return (response, null, false);
             bool nx = response.Header.ResponseCode == DnsHeaderResponseCode.NotExistentDomain;
             return (null, $"the {type} lookup of {name} failed: {response.ErrorMessage}", nx);

@@ -194,7 +194,7 @@ public sealed class SpfEvaluator(ILookupClient dns)
         IDnsQueryResponse response;
         try
         {
-            response = await dns.QueryAsync(name, type, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+            response = await dns.CountedQueryAsync(name, type, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is DnsResponseException or SocketException or IOException or TimeoutException)
         {

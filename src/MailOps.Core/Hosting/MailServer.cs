@@ -65,8 +65,9 @@ public sealed class MailServer : IAsyncDisposable
     private readonly Task _run;
     private volatile MailServerState _state = MailServerState.Running;
 
-    private MailServer(MailOpsConfig config, MailServerOptions options, QueueStore store, IDisposable serverLock, SmtpListener listener, ILogger log)
+    private MailServer(MailOpsConfig config, MailServerOptions options, QueueStore store, IDisposable serverLock, SmtpListener listener, ILogger log, MailMetrics metrics)
     {
+        Metrics = metrics;
         Id = Interlocked.Increment(ref s_lastId);
         QueuePath = store.QueuePath;
         HostName = config.HostName;
@@ -80,7 +81,7 @@ public sealed class MailServer : IAsyncDisposable
         Log = log as MemoryLog;
         Endpoints = listener.LocalEndpoints;
         _trigger = new QueueTriggerListener(store.QueuePath);
-        _scheduler = new DeliveryScheduler(config, store, log, new DeliveryOptions { OwnEndpoints = () => Endpoints });
+        _scheduler = new DeliveryScheduler(config, store, log, new DeliveryOptions { OwnEndpoints = () => Endpoints }) { Metrics = metrics };
         _scheduler.MessageEvent += (_, e) => (e.Kind switch
         {
             MailEventKind.Received => MessageReceived,
@@ -89,7 +90,11 @@ public sealed class MailServer : IAsyncDisposable
             _ => MessageBounced,
         })?.Invoke(this, e);
         // The mail log: every line this server's queue writes goes to the server's log as well.
-        store.Logged += entry => _log.Log(LogLevel.Information, MailLogEventId, entry, null, static (e, _) => e.ToString());
+        store.Logged += entry =>
+        {
+            _log.Log(LogLevel.Information, MailLogEventId, entry, null, static (e, _) => e.ToString());
+            if (entry.Event == JournalEventType.Received) metrics.MessageReceived(entry.Origin ?? "unknown");
+        };
         MaildirRoot = _scheduler.MaildirRoot;
         IsSystemQueue = QueueLocation.IsSystemQueue(QueuePath);
         if (OperatingSystem.IsLinux())
@@ -137,6 +142,18 @@ public sealed class MailServer : IAsyncDisposable
     public Exception? Error { get; private set; }
     /// <summary>The server's recent log, when it logs in memory (no logger was given).</summary>
     public MemoryLog? Log { get; }
+    /// <summary>What this server counted since it started; its Url says where they are served, when they are.</summary>
+    public MailMetrics Metrics { get; }
+    /// <summary>Messages taken into the queue since the server started.</summary>
+    public long Received => Metrics.Received;
+    /// <summary>Recipients delivered since the server started.</summary>
+    public long Delivered => Metrics.Delivered;
+    /// <summary>Delivery attempts that failed temporarily since the server started.</summary>
+    public long Deferred => Metrics.Deferred;
+    /// <summary>Recipients that failed for good since the server started.</summary>
+    public long Bounced => Metrics.Bounced;
+    /// <summary>Where Prometheus scrapes this server (Metrics); null when it serves no metrics.</summary>
+    public string? MetricsUrl => Metrics.Url;
     /// <summary>Completes when the server has stopped (or failed) and released the queue.</summary>
     public Task Completion => _run;
 
@@ -153,6 +170,7 @@ public sealed class MailServer : IAsyncDisposable
         var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
         IDisposable? serverLock = null;
         SmtpListener? listener = null;
+        var metrics = new MailMetrics(() => store.List());
         try
         {
             serverLock = store.TryAcquireServerLock()
@@ -161,7 +179,7 @@ public sealed class MailServer : IAsyncDisposable
             var sweep = store.Sweep(asServer: true);
             log.LogInformation("queue {Queue}: {Count} messages; swept {Tmp} temporary and {Orphans} orphaned files, {Interrupted} interrupted deliveries",
                 queuePath, store.Count(), sweep.TmpRemoved, sweep.OrphanBodiesRemoved, sweep.InterruptedDeliveries.Count);
-            listener = new SmtpListener(new SmtpServerContext(config, store, log));
+            listener = new SmtpListener(new SmtpServerContext(config, store, log) { Metrics = metrics });
             try
             {
                 listener.Start();
@@ -170,8 +188,17 @@ public sealed class MailServer : IAsyncDisposable
             {
                 throw new MailServerException(MailServerStartFailure.ListenFailed, ex.Message, ex);
             }
+            if (config.Metrics is { } metricsAt)
+            {
+                try { metrics.Serve(ListenEndpoint.TryParseEndpoint(metricsAt)!); }
+                catch (Exception ex) when (ex is System.Net.HttpListenerException or InvalidOperationException or System.Net.Sockets.SocketException)
+                {
+                    throw new MailServerException(MailServerStartFailure.ListenFailed, $"Metrics: cannot serve on {metricsAt}: {ex.Message}", ex);
+                }
+                log.LogInformation("metrics at {Url}", metrics.Url);
+            }
             ServedSettings.Write(queuePath, config);
-            var server = new MailServer(config, options, store, serverLock, listener, log);
+            var server = new MailServer(config, options, store, serverLock, listener, log, metrics);
             log.LogInformation("serving on {Endpoints} as {HostName}, queue {Queue}{Delivery}", string.Join(", ", server.Endpoints), config.HostName, queuePath,
                 options.Delivery ? $", local mail to {server.MaildirRoot}" : ", delivery off");
             return server;
@@ -179,6 +206,7 @@ public sealed class MailServer : IAsyncDisposable
         catch
         {
             listener?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            metrics.Dispose();
             serverLock?.Dispose();
             store.Dispose();
             throw;
@@ -221,6 +249,7 @@ public sealed class MailServer : IAsyncDisposable
         await _scheduler.DisposeAsync().ConfigureAwait(false);
         await _trigger.DisposeAsync().ConfigureAwait(false);
         await _listener.DisposeAsync().ConfigureAwait(false);
+        Metrics.Dispose();
         ServedSettings.Remove(QueuePath);
         _serverLock.Dispose();
         _store.Dispose();

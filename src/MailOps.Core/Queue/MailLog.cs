@@ -23,6 +23,8 @@ public sealed class MailLogEntry
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Sender { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? MessageId { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Subject { get; set; }
+    /// <summary>Received: how the message came (smtp, submit, sendmail, bounce).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Origin { get; set; }
     /// <summary>The recipient an event is about (attempts, outcomes, an operator's action on one recipient).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Recipient { get; set; }
     /// <summary>Every envelope recipient, on the received and queued events.</summary>
@@ -49,6 +51,7 @@ public sealed class MailLogEntry
         Sender = message?.Sender,
         MessageId = e.MessageId ?? message?.MessageId,
         Subject = e.Event == JournalEventType.Received ? message?.Subject : null,
+        Origin = e.Event == JournalEventType.Received ? message?.Origin.ToString().ToLowerInvariant() : null,
         Recipient = e.Recipient,
         Recipients = e.Event is JournalEventType.Received or JournalEventType.Queued && message is not null ? message.Recipients.Select(r => r.Address).ToList() : null,
         Host = e.Host,
@@ -75,6 +78,7 @@ public sealed class MailLogEntry
         }
         bool received = Event == JournalEventType.Received;
         if (received) Pair("from", Sender, bracket: true);
+        if (received) Pair("via", Origin);
         if (Recipient is not null) Pair("to", Recipient, bracket: true);
         else if (Recipients is not null) Pair("to", string.Join(",", Recipients.Select(r => "<" + r + ">")));
         if (Host is not null || Address is not null) Pair(received ? "client" : "relay", Address is null ? Host : $"{Host ?? "unknown"}[{Address}]");

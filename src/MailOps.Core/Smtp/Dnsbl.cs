@@ -1,3 +1,4 @@
+using MailOps.Core.Dns;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -25,7 +26,7 @@ internal sealed class Dnsbl(DnsblSettings settings, ILookupClient dns)
         {
             try
             {
-                var answer = await dns.QueryAsync($"{reversed}.{zone.Key.Trim('.')}", QueryType.A, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+                var answer = await dns.CountedQueryAsync($"{reversed}.{zone.Key.Trim('.')}", QueryType.A, cancellationToken).ConfigureAwait(false);
                 // 127.255.255.x are the lists' own error codes (a refused or rate-limited resolver), not listings.
                 bool listed = !answer.HasError && answer.Answers.ARecords().Any(a => IsListing(a.Address));
                 return (Zone: zone.Key, Weight: listed ? zone.Value : 0);

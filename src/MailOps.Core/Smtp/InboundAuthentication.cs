@@ -118,7 +118,7 @@ internal sealed class InboundAuthentication(ILookupClient dns, string authservId
     {
         try
         {
-            var response = await dns.QueryAsync("_dmarc." + domain, QueryType.TXT, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+            var response = await dns.CountedQueryAsync("_dmarc." + domain, QueryType.TXT, cancellationToken).ConfigureAwait(false);
             if (response.HasError && response.Header.ResponseCode != DnsHeaderResponseCode.NotExistentDomain) return (null, true);
             var records = response.Answers.TxtRecords().Select(t => string.Concat(t.Text)).Where(t => t.StartsWith("v=DMARC1", StringComparison.OrdinalIgnoreCase)).ToList();
             return (records.Count == 1 ? records[0] : null, false);
@@ -169,7 +169,7 @@ internal sealed class InboundAuthentication(ILookupClient dns, string authservId
             IDnsQueryResponse response;
             try
             {
-                response = await dns.QueryAsync($"{selector}._domainkey.{domain}", QueryType.TXT, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+                response = await dns.CountedQueryAsync($"{selector}._domainkey.{domain}", QueryType.TXT, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is DnsResponseException or SocketException or IOException or TimeoutException)
             {

@@ -78,9 +78,13 @@ internal sealed class SmtpConnection
         }
     }
 
+    /// <summary>The command being answered ("CONNECT" before the first), for the metrics of refusals.</summary>
+    public string Stage { get; set; } = "CONNECT";
+
     public void Reply(string line)
     {
         if (line[0] == '5') Errors++;
+        if (line[0] is '4' or '5') _server.Metrics?.Rejected(Stage, line);
         var span = _writer.GetSpan(Encoding.UTF8.GetMaxByteCount(line.Length) + 2);
         int n = Encoding.UTF8.GetBytes(line, span);
         span[n] = (byte)'\r';
@@ -269,10 +273,12 @@ internal sealed class SmtpConnection
         try
         {
             await tls.AuthenticateAsServerAsync(options, _timeout.Token).ConfigureAwait(false);
+            _server.Metrics?.InboundTls(ok: true);
         }
         catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException or OperationCanceledException)
         {
             _server.Logger.LogInformation(SmtpEvents.TlsFailure, "TLS handshake with {Client} failed: {Reason}", ClientAddress, ex.Message);
+            _server.Metrics?.InboundTls(ok: false);
             (Reader, _writer) = CreatePipes(tls);
             throw new SmtpSessionEnd(null);
         }

@@ -144,6 +144,7 @@ public sealed class SmtpListener : IAsyncDisposable
         if (refusal is not null)
         {
             _server.Logger.LogInformation(SmtpEvents.Refused, "Refused {Client}: {Reply}", address, refusal);
+            _server.Metrics?.Rejected("CONNECT", refusal);
             _ = RefuseAsync(client, refusal);
             return;
         }
@@ -173,6 +174,7 @@ public sealed class SmtpListener : IAsyncDisposable
         try
         {
             var session = new SmtpSession(_server, new NetworkStream(client, ownsSocket: true), address, _stopping.Token, role);
+            _server.Metrics?.SessionStarted(role.ToString().ToLowerInvariant());
             await session.RunAsync().ConfigureAwait(false);
         }
         catch (Exception ex)

@@ -46,6 +46,8 @@ public sealed class SmtpServerContext
     internal SslServerAuthenticationOptions? Tls => _certificates?.Current;
     private readonly ServerCertificates? _certificates;
     internal bool AuthAvailable => Config.Users.Count > 0;
+    /// <summary>The server's metrics; null for a listener without a server (tests).</summary>
+    internal Hosting.MailMetrics? Metrics { get; init; }
 }
 
 /// <summary>Event ids of the listener's log lines.</summary>

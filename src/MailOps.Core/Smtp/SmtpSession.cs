@@ -151,6 +151,7 @@ internal sealed class SmtpSession
     private async Task HandleCommandAsync(string line)
     {
         var (verb, argument) = SmtpCommandParser.SplitVerb(line);
+        _connection.Stage = Commands.ContainsKey(verb) ? verb : "UNKNOWN";
         if (!Commands.TryGetValue(verb, out var command))
         {
             Reply(SmtpReplies.Unrecognized);

@@ -186,7 +186,7 @@ internal sealed class MailNetwork : IAsyncDisposable
         throw new InvalidOperationException($"nothing listens on {ip}:{port}");
     }
 
-    private static int FreePortOnAll(string[] ips, bool udp = false)
+    internal static int FreePortOnAll(string[] ips, bool udp = false)
     {
         for (int attempt = 0; attempt < 50; attempt++)
         {

@@ -1,3 +1,4 @@
+using MailOps.Core.Dns;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
@@ -140,7 +141,7 @@ public sealed class MtaStsResolver : IDisposable
         IDnsQueryResponse response;
         try
         {
-            response = await _dns.QueryAsync("_mta-sts." + domain, QueryType.TXT, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+            response = await _dns.CountedQueryAsync("_mta-sts." + domain, QueryType.TXT, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is DnsResponseException or SocketException or IOException or TimeoutException)
         {
@@ -196,7 +197,7 @@ public sealed class MtaStsResolver : IDisposable
         {
             foreach (var type in new[] { QueryType.A, QueryType.AAAA })
             {
-                var answer = await _dns.QueryAsync(host, type, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+                var answer = await _dns.CountedQueryAsync(host, type, cancellationToken).ConfigureAwait(false);
                 addresses.AddRange(answer.Answers.ARecords().Select(a => a.Address));
                 addresses.AddRange(answer.Answers.AaaaRecords().Select(a => a.Address));
             }

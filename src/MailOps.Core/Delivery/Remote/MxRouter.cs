@@ -1,3 +1,4 @@
+using MailOps.Core.Dns;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
@@ -198,7 +199,7 @@ public sealed class MxRouter : IDisposable
         IDnsQueryResponse response;
         try
         {
-            response = await _dns.QueryAsync(name, QueryType.TLSA, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+            response = await _dns.CountedQueryAsync(name, QueryType.TLSA, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is DnsResponseException or SocketException or IOException or TimeoutException)
         {
@@ -260,7 +261,7 @@ public sealed class MxRouter : IDisposable
         IDnsQueryResponse response;
         try
         {
-            response = await _dns.QueryAsync(name, type, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+            response = await _dns.CountedQueryAsync(name, type, cancellationToken).ConfigureAwait(false);
         }
         catch (DnsResponseException ex)
         {
