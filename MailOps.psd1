@@ -16,6 +16,7 @@
         'Start-MailServer'
         'Stop-MailServer'
         'Get-MailServer'
+        'Update-MailServer'
         'Get-MailQueue'
         'Send-QueuedMail'
         'Submit-MailMessage'

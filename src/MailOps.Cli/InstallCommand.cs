@@ -147,6 +147,8 @@ internal static class InstallCommand
             Type=notify
             NotifyAccess=main
             ExecStart={Path.Combine(layout.Lib, "mailops")} serve --config {layout.ConfigFile}
+            # systemctl reload: the configuration is read again; a broken one is refused and logged.
+            ExecReload=/bin/kill -HUP $MAINPID
             KillSignal=SIGTERM
             TimeoutStopSec=90
             Restart=on-failure

@@ -1,4 +1,5 @@
 using MailOps.Core.Config;
+using System.Runtime.InteropServices;
 using MailOps.Core.Hosting;
 
 namespace MailOps.Cli;
@@ -15,12 +16,10 @@ internal static class ServeCommand
         var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname", "--local-domain", "--relay-domain", "--mailbox",
             "--relay-client", "--maildir-root", "--smarthost", "--smarthost-tls", "--dns-server", "--remote-port", "--default-domain", "--max-message-size", "--metrics"],
             ["--no-delivery", "--hold-incoming", "--no-tls"]);
-        var (config, queuePath) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"));
-        QueueLocation.ActAsOwnerOf(queuePath); // root serving a system queue serves it as its account
         // The same mapping as Start-MailServer's parameters (docs/configuration.md).
         IReadOnlyList<string>? List(string flag) => a.Values(flag).Count > 0 ? a.Values(flag).ToList() : null;
         int? Int(string flag) => a.Value(flag) is { } v ? int.TryParse(v, out int n) ? n : throw CliException.Usage($"{flag}: '{v}' is not a number") : null;
-        new ConfigOverrides
+        ConfigOverrides Overrides() => new ConfigOverrides
         {
             Listen = List("--listen"),
             HostName = a.Value("--hostname"),
@@ -40,17 +39,43 @@ internal static class ServeCommand
             HoldIncoming = a.Flag("--hold-incoming") ? true : null,
             Metrics = a.Value("--metrics"),
             TlsEnabled = a.Flag("--no-tls") ? false : null,
-        }.ApplyTo(config);
+        };
 
+        // The configuration file (or the queue's) with the command line over it; read again on SIGHUP.
+        MailOpsConfig Load()
+        {
+            var (loaded, path) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"), forServer: true);
+            Overrides().ApplyTo(loaded);
+            loaded.QueuePath = path;
+            return loaded;
+        }
+        var config = Load();
+        QueueLocation.ActAsOwnerOf(config.QueuePath!); // root serving a system queue serves it as its account
+        var logger = new StderrLogger(json: config.LogFormat.Equals("json", StringComparison.OrdinalIgnoreCase));
         MailServer server;
         try
         {
-            server = MailServer.Start(config, new MailServerOptions { Logger = new StderrLogger(json: config.LogFormat.Equals("json", StringComparison.OrdinalIgnoreCase)), Delivery = !a.Flag("--no-delivery") });
+            server = MailServer.Start(config, new MailServerOptions { Logger = logger, Delivery = !a.Flag("--no-delivery") });
         }
         catch (MailServerException ex)
         {
             throw new CliException(ex.Reason == MailServerStartFailure.QueueInUse ? ExitCodes.TempFail : ExitCodes.Failure, ex.Message);
         }
+        // SIGHUP: read the configuration again and apply it; a broken one is refused and the running one stays.
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            _ = Task.Run(() =>
+            {
+                SystemdNotify.Send($"RELOADING=1\nMONOTONIC_USEC={System.Diagnostics.Stopwatch.GetTimestamp() / (System.Diagnostics.Stopwatch.Frequency / 1_000_000)}");
+                try { server.Reload(Load()); }
+                catch (Exception ex) when (ex is ConfigException or MailServerException or CliException or InvalidOperationException)
+                {
+                    logger.Error($"reload refused, the running configuration stays: {ex.Message}");
+                }
+                SystemdNotify.Send("READY=1");
+            });
+        });
         SystemdNotify.Send($"READY=1\nMAINPID={Environment.ProcessId}\nSTATUS=serving on {string.Join(", ", server.Endpoints)}, queue {server.QueuePath}");
         await Task.WhenAny(Task.Delay(Timeout.Infinite, cancellationToken), server.Completion).ContinueWith(_ => { }, TaskScheduler.Default);
         SystemdNotify.Send("STOPPING=1\nSTATUS=finishing the messages in flight");

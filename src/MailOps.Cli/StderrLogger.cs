@@ -48,6 +48,7 @@ internal sealed class StderrLogger : ILogger
 
     public void Info(string message) => Log(LogLevel.Information, default, message, null, static (s, _) => s);
     public void Debug(string message) => Log(LogLevel.Debug, default, message, null, static (s, _) => s);
+    public void Error(string message) => Log(LogLevel.Error, default, message, null, static (s, _) => s);
 
     private static string Json(LogLevel level, EventId eventId, string message, Exception? exception)
     {

@@ -10,15 +10,33 @@ namespace MailOps.PowerShell;
 internal static class ServerRegistry
 {
     private static readonly List<MailServer> Servers = new();
+    /// <summary>How each server's configuration is read again (its file and its Start-MailServer parameters), for Update-MailServer.</summary>
+    private static readonly Dictionary<MailServer, Func<MailOps.Core.Config.MailOpsConfig>> Loaders = new();
 
-    public static void Add(MailServer server)
+    public static void Add(MailServer server, Func<MailOps.Core.Config.MailOpsConfig> load)
     {
-        lock (Servers) Servers.Add(server);
+        lock (Servers)
+        {
+            Servers.Add(server);
+            Loaders[server] = load;
+        }
     }
 
     public static void Remove(MailServer server)
     {
-        lock (Servers) Servers.Remove(server);
+        lock (Servers)
+        {
+            Servers.Remove(server);
+            Loaders.Remove(server);
+        }
+    }
+
+    /// <summary>Reads <paramref name="server"/>'s configuration again, as Start-MailServer first read it.</summary>
+    public static MailOps.Core.Config.MailOpsConfig? LoadAgain(MailServer server)
+    {
+        Func<MailOps.Core.Config.MailOpsConfig>? load;
+        lock (Servers) Loaders.TryGetValue(server, out load);
+        return load?.Invoke();
     }
 
     public static IReadOnlyList<MailServer> All
@@ -31,6 +49,10 @@ internal static class ServerRegistry
     {
         var all = All;
         Task.WhenAll(all.Select(s => s.StopAsync())).GetAwaiter().GetResult();
-        lock (Servers) Servers.Clear();
+        lock (Servers)
+        {
+            Servers.Clear();
+            Loaders.Clear();
+        }
     }
 }

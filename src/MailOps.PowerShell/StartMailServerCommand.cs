@@ -67,10 +67,20 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
     protected override void EndProcessing()
     {
         MailOpsConfig config;
+        // Paths are resolved now, in this command's location: Update-MailServer reads the same file
+        // and applies the same parameters again later, from wherever it runs.
+        string? configPath = string.IsNullOrEmpty(ConfigPath) ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath);
+        string? queuePath = string.IsNullOrEmpty(QueuePath) ? null : GetUnresolvedProviderPathFromPSPath(QueuePath);
+        var overrides = Overrides();
+        MailOpsConfig Load()
+        {
+            var (loaded, _) = QueueLocation.Load(configPath, queuePath, forServer: true);
+            overrides.ApplyTo(loaded);
+            return loaded;
+        }
         try
         {
-            config = LoadConfig(ConfigPath, QueuePath).Config;
-            Apply(config);
+            config = Load();
         }
         catch (ConfigException ex)
         {
@@ -103,7 +113,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
 
         if (!Wait)
         {
-            ServerRegistry.Add(server);
+            ServerRegistry.Add(server, Load);
             WriteObject(server);
             return;
         }
@@ -127,7 +137,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
     }
 
     /// <summary>The parameters that were given, as overrides of the configuration file (one mapping, shared with mailops serve).</summary>
-    private void Apply(MailOpsConfig c) => new ConfigOverrides
+    private ConfigOverrides Overrides() => new()
     {
         QueuePath = QueuePath is null ? null : ResolveQueuePath(QueuePath),
         Listen = Listen,
@@ -161,7 +171,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         TlsCertificatePath = TlsCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TlsCertificatePath),
         TlsCertificatePassword = TlsCertificatePassword is null ? null : new System.Net.NetworkCredential("", TlsCertificatePassword).Password,
         TlsEnabled = NoTls ? false : null,
-    }.ApplyTo(c);
+    };
 
     private static Dictionary<string, T> Map<T>(IDictionary table, Func<object, T> value)
     {

@@ -50,7 +50,8 @@ public static class QueueLocation
     /// Loads the configuration and settles the queue path: <paramref name="configPath"/> when given
     /// (must exist), else the queue's own control/config.json (optional).
     /// </summary>
-    public static (MailOpsConfig Config, string QueuePath) Load(string? configPath, string? explicitQueuePath, bool client = false)
+    /// <param name="forServer">For a server starting or reloading: the settings a running server published for its submitters (its own) are not read back.</param>
+    public static (MailOpsConfig Config, string QueuePath) Load(string? configPath, string? explicitQueuePath, bool client = false, bool forServer = false)
     {
         if (!string.IsNullOrWhiteSpace(configPath))
         {
@@ -63,7 +64,7 @@ public static class QueueLocation
         var fromQueue = MailOpsConfig.Load(ConfigPathOf(queuePath), required: false);
         fromQueue.QueuePath = queuePath;
         // A running server's own settings (its command line may have set them) win for submitters.
-        ServedSettings.ApplyTo(fromQueue, queuePath);
+        if (!forServer) ServedSettings.ApplyTo(fromQueue, queuePath);
         return (fromQueue, queuePath);
     }
 }

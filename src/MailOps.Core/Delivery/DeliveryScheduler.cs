@@ -38,12 +38,16 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     /// <summary>When recording a failed job fails too, the message is looked at again this much later.</summary>
     private static readonly TimeSpan RecheckAfterFailure = TimeSpan.FromMinutes(1);
 
-    private readonly MailOpsConfig _config;
+    // Replaced together by a reload (Reconfigure); a job reads them once, when it starts.
+    private MailOpsConfig _config;
     private readonly QueueStore _store;
     private readonly ILogger _log;
     private readonly TimeProvider _clock;
-    private readonly RetryPolicy _retry;
-    private readonly LocalCourier _local;
+    private RetryPolicy _retry;
+    private LocalCourier _local;
+    private readonly DeliveryOptions _options;
+    /// <summary>Routers a reload replaced: deliveries in flight may still use them, so they are disposed with the scheduler.</summary>
+    private readonly List<MxRouter> _replacedRouters = new();
     private readonly Func<ICourier> _remoteCouriers;
     /// <summary>Fires when stopping begins: no new job starts.</summary>
     private readonly CancellationTokenSource _stopping = new();
@@ -72,20 +76,48 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     {
         config.Validate();
         options ??= new DeliveryOptions();
-        _config = config;
+        _options = options;
         _store = store;
         _log = logger ?? NullLogger.Instance;
         _clock = options.Clock;
-        _retry = RetryPolicy.From(config);
         _startedAt = _clock.GetUtcNow();
-        var maildir = new MaildirDelivery(config.MaildirRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(store.QueuePath).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "maildir"), config.HostName);
-        MaildirRoot = maildir.Root;
-        _local = new LocalCourier(config, store, maildir, _clock, _log);
-        Router = new MxRouter(config, options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), options.OwnEndpoints, Path.Combine(store.Layout.ControlDir, "mta-sts"));
+        (_config, _retry, _local, Router, MaildirRoot) = Build(config);
         _remoteCouriers = options.RemoteCouriers ?? (() => new RemoteCourier(Router, _config.HostName, _clock));
     }
 
-    public MxRouter Router { get; }
+    private (MailOpsConfig, RetryPolicy, LocalCourier, MxRouter, string) Build(MailOpsConfig config)
+    {
+        var maildir = new MaildirDelivery(config.MaildirRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.QueuePath).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "maildir"), config.HostName);
+        var router = new MxRouter(config, _options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), _options.OwnEndpoints, Path.Combine(_store.Layout.ControlDir, "mta-sts"));
+        return (config, RetryPolicy.From(config), new LocalCourier(config, _store, maildir, _clock, _log), router, maildir.Root);
+    }
+
+    /// <summary>
+    /// A reload: routes, limits, mailboxes, retry times and TLS policies apply to jobs that start
+    /// from now on; jobs in flight finish with what they started with.
+    /// </summary>
+    /// <exception cref="ConfigException">The configuration is invalid (nothing changed).</exception>
+    public void Reconfigure(MailOpsConfig config)
+    {
+        config.Validate();
+        var built = Build(config);
+        lock (_gate)
+        {
+            _replacedRouters.Add(Router);
+            (_config, _retry, _local, Router, MaildirRoot) = built;
+            foreach (var d in _destinations.Values)
+            {
+                if (d.Local) { d.MaxWindow = d.Window = config.ConcurrencyLocal; continue; }
+                d.MaxWindow = Router.MaxConnectionsOf(d.Key) ?? config.ConcurrencyPerDomainMax;
+                d.Window = Math.Min(d.Window, d.MaxWindow);
+            }
+            _seen.Clear(); // every envelope is planned again with the new routes at the next scan
+        }
+        QueueTrigger.Pull(_store.QueuePath); // that scan: the trigger makes the loop read the queue
+
+    }
+
+    public MxRouter Router { get; private set; }
 
     /// <summary>The server's metrics, told the results of every job; null counts nothing.</summary>
     internal Hosting.MailMetrics? Metrics { get; init; }
@@ -103,7 +135,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     }
 
     /// <summary>Where local mail is written.</summary>
-    public string MaildirRoot { get; }
+    public string MaildirRoot { get; private set; }
 
     /// <summary>Jobs (one message to one destination) run so far.</summary>
     public long JobsRun => Interlocked.Read(ref _jobsRun);
@@ -195,7 +227,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         public int Running { get; set; }
         public int Window { get; set; } = window;
         /// <summary>How far <see cref="Window"/> may rise: ConcurrencyPerDomainMax, or the transport's MaxConnections.</summary>
-        public int MaxWindow { get; init; }
+        public int MaxWindow { get; set; }
         /// <summary>Up once a connection succeeded; until then (and while down) only one worker probes.</summary>
         public bool Up { get; set; } = local;
         public DateTimeOffset? DownUntil { get; set; }
@@ -613,6 +645,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         _stopping.Dispose();
         _abort.Dispose();
         Router.Dispose();
+        foreach (var router in _replacedRouters) router.Dispose();
     }
 }
 

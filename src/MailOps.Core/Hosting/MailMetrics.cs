@@ -75,6 +75,14 @@ public sealed class MailMetrics : IDisposable
     /// <summary>Where the metrics are served (http://IP:PORT/metrics); null when they are not.</summary>
     public string? Url { get; private set; }
 
+    /// <summary>Stops serving the metrics (a reload that moves or removes the endpoint); the counts go on.</summary>
+    internal void StopServing()
+    {
+        _provider?.Dispose();
+        _provider = null;
+        Url = null;
+    }
+
     /// <summary>Starts serving the metrics at <paramref name="endpoint"/>.</summary>
     internal void Serve(IPEndPoint endpoint)
     {

@@ -55,6 +55,9 @@ public sealed class MailServer : IAsyncDisposable
     private readonly QueueStore _store;
     private readonly IDisposable _serverLock;
     private readonly SmtpListener _listener;
+    /// <summary>What the listener's new sessions get, and the configuration it came from (a reload replaces both).</summary>
+    private SmtpServerContext _context;
+    private MailOpsConfig _config;
     private readonly QueueTriggerListener _trigger;
     private readonly DeliveryScheduler _scheduler;
     private readonly MaildropPickup? _pickup;
@@ -65,9 +68,12 @@ public sealed class MailServer : IAsyncDisposable
     private readonly Task _run;
     private volatile MailServerState _state = MailServerState.Running;
 
-    private MailServer(MailOpsConfig config, MailServerOptions options, QueueStore store, IDisposable serverLock, SmtpListener listener, ILogger log, MailMetrics metrics)
+    private MailServer(MailOpsConfig config, MailServerOptions options, QueueStore store, IDisposable serverLock, SmtpListener listener, SmtpServerContext context, ILogger log, MailMetrics metrics)
     {
         Metrics = metrics;
+        _config = config;
+        _context = context;
+        Configured = DateTimeOffset.Now;
         Id = Interlocked.Increment(ref s_lastId);
         QueuePath = store.QueuePath;
         HostName = config.HostName;
@@ -125,9 +131,11 @@ public sealed class MailServer : IAsyncDisposable
     /// <summary>Numbers servers in this process, from 1.</summary>
     public int Id { get; }
     public string QueuePath { get; }
-    public string HostName { get; }
-    public IReadOnlyList<IPEndPoint> Endpoints { get; }
-    public string MaildirRoot { get; }
+    public string HostName { get; private set; }
+    public IReadOnlyList<IPEndPoint> Endpoints { get; private set; }
+    public string MaildirRoot { get; private set; }
+    /// <summary>When the configuration was last loaded: the start, or the last reload that was applied.</summary>
+    public DateTimeOffset Configured { get; private set; }
     public bool Delivery { get; }
     /// <summary>True when the queue takes mail from every local user through its maildrop (mailops install made it).</summary>
     public bool IsSystemQueue { get; }
@@ -179,7 +187,8 @@ public sealed class MailServer : IAsyncDisposable
             var sweep = store.Sweep(asServer: true);
             log.LogInformation("queue {Queue}: {Count} messages; swept {Tmp} temporary and {Orphans} orphaned files, {Interrupted} interrupted deliveries",
                 queuePath, store.Count(), sweep.TmpRemoved, sweep.OrphanBodiesRemoved, sweep.InterruptedDeliveries.Count);
-            listener = new SmtpListener(new SmtpServerContext(config, store, log) { Metrics = metrics });
+            var context = new SmtpServerContext(config, store, log) { Metrics = metrics };
+            listener = new SmtpListener(context);
             try
             {
                 listener.Start();
@@ -198,7 +207,7 @@ public sealed class MailServer : IAsyncDisposable
                 log.LogInformation("metrics at {Url}", metrics.Url);
             }
             ServedSettings.Write(queuePath, config);
-            var server = new MailServer(config, options, store, serverLock, listener, log, metrics);
+            var server = new MailServer(config, options, store, serverLock, listener, context, log, metrics);
             log.LogInformation("serving on {Endpoints} as {HostName}, queue {Queue}{Delivery}", string.Join(", ", server.Endpoints), config.HostName, queuePath,
                 options.Delivery ? $", local mail to {server.MaildirRoot}" : ", delivery off");
             return server;
@@ -210,6 +219,60 @@ public sealed class MailServer : IAsyncDisposable
             serverLock?.Dispose();
             store.Dispose();
             throw;
+        }
+    }
+
+    private readonly object _reloadGate = new();
+
+    /// <summary>
+    /// Applies a new configuration to the running server (SIGHUP, Update-MailServer): new Listen
+    /// entries are bound and those no longer listed stop accepting; new sessions get the new
+    /// limits, users, mailboxes and certificates; deliveries that start from now on use the new
+    /// routes, retry times and TLS policies. Sessions and deliveries in flight finish under the
+    /// settings they started with. An invalid configuration changes nothing.
+    /// </summary>
+    /// <returns>What changed, in one line for the log.</returns>
+    /// <exception cref="ConfigException">The configuration is invalid, or names another queue (the running one stays).</exception>
+    /// <exception cref="MailServerException">A new endpoint cannot be bound (the running configuration stays).</exception>
+    public string Reload(MailOpsConfig config)
+    {
+        lock (_reloadGate)
+        {
+            if (_state != MailServerState.Running) throw new InvalidOperationException($"The server is {_state}.");
+            string path = QueueLocation.Resolve(config.QueuePath);
+            if (!string.Equals(path.TrimEnd('/'), QueuePath.TrimEnd('/'), StringComparison.Ordinal))
+                throw new ConfigException($"QueuePath: a running server cannot move to another queue ({path}); stop it and start one there.");
+            config.QueuePath = QueuePath;
+            config.Validate("server settings");
+            var context = new SmtpServerContext(config, _store, _log, _context) { Metrics = Metrics };
+            (IReadOnlyList<ListenEndpoint> Added, IReadOnlyList<ListenEndpoint> Removed) listening;
+            try { listening = _listener.Reconfigure(context); }
+            catch (SmtpListenerException ex) { throw new MailServerException(MailServerStartFailure.ListenFailed, ex.Message, ex); }
+            _context = context;
+            _scheduler.Reconfigure(config);
+            if (config.Metrics != _config.Metrics)
+            {
+                Metrics.StopServing();
+                if (config.Metrics is { } metricsAt)
+                {
+                    try { Metrics.Serve(ListenEndpoint.TryParseEndpoint(metricsAt)!); }
+                    catch (Exception ex) when (ex is HttpListenerException or InvalidOperationException or System.Net.Sockets.SocketException)
+                    {
+                        _log.LogWarning("metrics: cannot serve on {Endpoint}: {Error}", metricsAt, ex.Message);
+                    }
+                }
+            }
+            _config = config;
+            HostName = config.HostName;
+            Endpoints = _listener.LocalEndpoints;
+            MaildirRoot = _scheduler.MaildirRoot;
+            Configured = DateTimeOffset.Now;
+            ServedSettings.Write(QueuePath, config);
+            string summary = $"configuration reloaded: listening on {string.Join(", ", _listener.Listening)}"
+                + (listening.Added.Count > 0 ? $" (new: {string.Join(", ", listening.Added)})" : "")
+                + (listening.Removed.Count > 0 ? $" (closed: {string.Join(", ", listening.Removed)})" : "");
+            _log.LogInformation("{Summary}", summary);
+            return summary;
         }
     }
 

@@ -15,10 +15,13 @@ namespace MailOps.Core.Smtp;
 /// </summary>
 public sealed class SmtpListener : IAsyncDisposable
 {
-    private readonly SmtpServerContext _server;
+    /// <summary>What new sessions get; a reload replaces it, and sessions already running keep theirs.</summary>
+    private volatile SmtpServerContext _server;
     private readonly IReadOnlyList<ListenEndpoint> _endpoints;
     private readonly List<Socket> _listeners = new();
     private readonly Dictionary<Socket, ListenerRole> _roles = new();
+    /// <summary>The Listen entry each socket was bound for (port 0 stays 0 here), to compare with a reloaded configuration.</summary>
+    private readonly Dictionary<Socket, ListenEndpoint> _configured = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Socket, byte> _connections = new();
     private readonly Dictionary<IPAddress, int> _perClient = new();
@@ -31,13 +34,21 @@ public sealed class SmtpListener : IAsyncDisposable
     public SmtpListener(SmtpServerContext server, IEnumerable<IPEndPoint>? endpoints = null)
     {
         _server = server;
-        _endpoints = (endpoints?.Select(e => new ListenEndpoint(e, ListenerRole.Mx)) ?? server.Config.Listen.Select(ListenEndpoint.Parse)).ToList();
-        if (_endpoints.Count == 0) throw new ConfigException("Listen: at least one endpoint is needed.");
-        if (_endpoints.Any(e => e.Role != ListenerRole.Mx))
+        _endpoints = endpoints?.Select(e => new ListenEndpoint(e, ListenerRole.Mx)).ToList() ?? EndpointsOf(server);
+    }
+
+    /// <summary>The Listen entries of <paramref name="server"/>'s configuration, checked against what their roles need.</summary>
+    /// <exception cref="ConfigException">None, or a submission port without TLS or Users.</exception>
+    private static List<ListenEndpoint> EndpointsOf(SmtpServerContext server)
+    {
+        var endpoints = server.Config.Listen.Select(ListenEndpoint.Parse).ToList();
+        if (endpoints.Count == 0) throw new ConfigException("Listen: at least one endpoint is needed.");
+        if (endpoints.Any(e => e.Role != ListenerRole.Mx))
         {
             if (server.Tls is null) throw new ConfigException("Listen: a submission or submissions port needs TLS (Tls.Enabled).");
             if (!server.AuthAvailable) throw new ConfigException("Listen: a submission or submissions port needs Users to authenticate.");
         }
+        return endpoints;
     }
 
     /// <summary>Parses <c>IP:PORT</c> or <c>[IPv6]:PORT</c> (a role after a slash is allowed); port 0 asks for any free port.</summary>
@@ -45,10 +56,16 @@ public sealed class SmtpListener : IAsyncDisposable
     public static IPEndPoint ParseEndpoint(string text) => ListenEndpoint.Parse(text).Endpoint;
 
     /// <summary>Where the listener accepts connections (with the actual port when 0 was asked for).</summary>
-    public IReadOnlyList<IPEndPoint> LocalEndpoints => _listeners.Select(s => (IPEndPoint)s.LocalEndPoint!).ToList();
+    public IReadOnlyList<IPEndPoint> LocalEndpoints
+    {
+        get { lock (_gate) return _listeners.Select(s => (IPEndPoint)s.LocalEndPoint!).ToList(); }
+    }
 
     /// <summary><see cref="LocalEndpoints"/> with the role of each.</summary>
-    public IReadOnlyList<ListenEndpoint> Listening => _listeners.Select(s => new ListenEndpoint((IPEndPoint)s.LocalEndPoint!, _roles[s])).ToList();
+    public IReadOnlyList<ListenEndpoint> Listening
+    {
+        get { lock (_gate) return _listeners.Select(s => new ListenEndpoint((IPEndPoint)s.LocalEndPoint!, _roles[s])).ToList(); }
+    }
 
     /// <summary>Sessions in progress.</summary>
     public int ActiveSessions => Volatile.Read(ref _active);
@@ -60,30 +77,79 @@ public sealed class SmtpListener : IAsyncDisposable
         lock (_gate)
         {
             if (_listeners.Count > 0 || _stopTask is not null) throw new InvalidOperationException("The listener was already started.");
-            try
+            foreach (var socket in Bind(_endpoints)) Accept(socket);
+        }
+    }
+
+    /// <summary>Binds every endpoint, or none: on a failure those bound already are closed.</summary>
+    /// <exception cref="SmtpListenerException">An endpoint cannot be bound.</exception>
+    private List<Socket> Bind(IReadOnlyList<ListenEndpoint> endpoints)
+    {
+        var bound = new List<Socket>();
+        try
+        {
+            foreach (var configured in endpoints)
             {
-                foreach (var (endpoint, role) in _endpoints)
-                {
-                    var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                    _listeners.Add(socket);
-                    _roles[socket] = role;
-                    AllowRebindAfterRestart(socket);
-                    if (endpoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
-                    socket.Bind(endpoint);
-                    socket.Listen(512);
-                }
+                var endpoint = configured.Endpoint;
+                var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                bound.Add(socket);
+                _roles[socket] = configured.Role;
+                _configured[socket] = configured;
+                AllowRebindAfterRestart(socket);
+                if (endpoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
+                socket.Bind(endpoint);
+                socket.Listen(512);
             }
-            catch (SocketException ex)
+            return bound;
+        }
+        catch (SocketException ex)
+        {
+            foreach (var s in bound)
             {
-                foreach (var s in _listeners) s.Dispose();
-                _listeners.Clear();
-                throw new SmtpListenerException($"Cannot listen on {string.Join(", ", _endpoints)}: {ex.Message}", ex);
+                s.Dispose();
+                _roles.Remove(s);
+                _configured.Remove(s);
             }
-            foreach (var socket in _listeners)
+            throw new SmtpListenerException($"Cannot listen on {string.Join(", ", endpoints)}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Caller holds _gate.</summary>
+    private void Accept(Socket socket)
+    {
+        _listeners.Add(socket);
+        _server.Logger.LogInformation(SmtpEvents.Listening, "Listening on {Endpoint}", new ListenEndpoint((IPEndPoint)socket.LocalEndPoint!, _roles[socket]));
+        var role = _roles[socket];
+        _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket, role)));
+    }
+
+    /// <summary>
+    /// A reload: new sessions get <paramref name="next"/>; Listen entries that are new are bound
+    /// (all or none), and those no longer listed stop accepting (their sessions finish). Sessions
+    /// already running keep the context they started with.
+    /// </summary>
+    /// <returns>The entries that were bound and those that were closed.</returns>
+    /// <exception cref="ConfigException">The new Listen entries are invalid (nothing changed).</exception>
+    /// <exception cref="SmtpListenerException">A new endpoint cannot be bound (nothing changed).</exception>
+    public (IReadOnlyList<ListenEndpoint> Added, IReadOnlyList<ListenEndpoint> Removed) Reconfigure(SmtpServerContext next)
+    {
+        var wanted = EndpointsOf(next);
+        lock (_gate)
+        {
+            if (_stopTask is not null) throw new InvalidOperationException("The listener is stopping.");
+            var current = _listeners.Select(s => _configured[s]).ToList();
+            var added = wanted.Where(w => !current.Contains(w)).Distinct().ToList();
+            var closing = _listeners.Where(s => !wanted.Contains(_configured[s])).ToList();
+            var bound = Bind(added);
+            _server = next;
+            foreach (var socket in bound) Accept(socket);
+            foreach (var socket in closing)
             {
-                _server.Logger.LogInformation(SmtpEvents.Listening, "Listening on {Endpoint}", new ListenEndpoint((IPEndPoint)socket.LocalEndPoint!, _roles[socket]));
-                _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket)));
+                _listeners.Remove(socket);
+                socket.Dispose(); // its accept loop ends; its sessions go on
+                _server.Logger.LogInformation(SmtpEvents.Listening, "Stopped listening on {Endpoint}", _configured[socket]);
             }
+            return (added, closing.Select(s => _configured[s]).ToList());
         }
     }
 
@@ -99,7 +165,7 @@ public sealed class SmtpListener : IAsyncDisposable
         // Windows: SO_REUSEADDR would allow stealing the port; its default already rebinds after TIME_WAIT.
     }
 
-    private async Task AcceptLoopAsync(Socket listener)
+    private async Task AcceptLoopAsync(Socket listener, ListenerRole role)
     {
         while (!_stopping.IsCancellationRequested)
         {
@@ -108,9 +174,9 @@ public sealed class SmtpListener : IAsyncDisposable
             {
                 client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || _stopping.IsCancellationRequested)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || _stopping.IsCancellationRequested || !IsListening(listener))
             {
-                return;
+                return; // stopping, or this endpoint was closed by a reload
             }
             catch (SocketException ex)
             {
@@ -119,22 +185,23 @@ public sealed class SmtpListener : IAsyncDisposable
                 await Task.Delay(50).ConfigureAwait(false);
                 continue;
             }
-            Admit(client, _roles[listener]);
+            Admit(client, role);
         }
     }
 
     private void Admit(Socket client, ListenerRole role)
     {
+        var server = _server; // a reload between here and the session must not mix two configurations
         var address = (client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         string? refusal = null;
         lock (_gate)
         {
             _perClient.TryGetValue(address, out int fromClient);
-            if (_stopTask is not null) refusal = SmtpReplies.ShuttingDown(_server.Config.HostName);
-            else if (_active >= _server.Config.MaxConnections) refusal = SmtpReplies.TooManyConnections(_server.Config.HostName);
-            else if (fromClient >= _server.Config.MaxConnectionsPerClient) refusal = SmtpReplies.TooManyFromYou(_server.Config.HostName);
-            else if (!_server.Policy.IsRelayClient(address) && !_server.Rates.TryCount(ClientRateLimits.Kind.Connection, address)) refusal = SmtpReplies.ConnectionRate(_server.Config.HostName);
+            if (_stopTask is not null) refusal = SmtpReplies.ShuttingDown(server.Config.HostName);
+            else if (_active >= server.Config.MaxConnections) refusal = SmtpReplies.TooManyConnections(server.Config.HostName);
+            else if (fromClient >= server.Config.MaxConnectionsPerClient) refusal = SmtpReplies.TooManyFromYou(server.Config.HostName);
+            else if (!server.Policy.IsRelayClient(address) && !server.Rates.TryCount(ClientRateLimits.Kind.Connection, address)) refusal = SmtpReplies.ConnectionRate(server.Config.HostName);
             else
             {
                 _perClient[address] = fromClient + 1;
@@ -143,14 +210,14 @@ public sealed class SmtpListener : IAsyncDisposable
         }
         if (refusal is not null)
         {
-            _server.Logger.LogInformation(SmtpEvents.Refused, "Refused {Client}: {Reply}", address, refusal);
-            _server.Metrics?.Rejected("CONNECT", refusal);
+            server.Logger.LogInformation(SmtpEvents.Refused, "Refused {Client}: {Reply}", address, refusal);
+            server.Metrics?.Rejected("CONNECT", refusal);
             _ = RefuseAsync(client, refusal);
             return;
         }
         _connections[client] = 0;
         client.NoDelay = true;
-        _ = Task.Run(() => RunSessionAsync(client, address, role));
+        _ = Task.Run(() => RunSessionAsync(client, address, role, server));
     }
 
     private static async Task RefuseAsync(Socket client, string reply)
@@ -169,17 +236,17 @@ public sealed class SmtpListener : IAsyncDisposable
         }
     }
 
-    private async Task RunSessionAsync(Socket client, IPAddress address, ListenerRole role)
+    private async Task RunSessionAsync(Socket client, IPAddress address, ListenerRole role, SmtpServerContext server)
     {
         try
         {
-            var session = new SmtpSession(_server, new NetworkStream(client, ownsSocket: true), address, _stopping.Token, role);
-            _server.Metrics?.SessionStarted(role.ToString().ToLowerInvariant());
+            var session = new SmtpSession(server, new NetworkStream(client, ownsSocket: true), address, _stopping.Token, role);
+            server.Metrics?.SessionStarted(role.ToString().ToLowerInvariant());
             await session.RunAsync().ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            _server.Logger.LogError(SmtpEvents.SessionError, ex, "Session with {Client} failed", address);
+            server.Logger.LogError(SmtpEvents.SessionError, ex, "Session with {Client} failed", address);
         }
         finally
         {
@@ -208,12 +275,19 @@ public sealed class SmtpListener : IAsyncDisposable
         }
     }
 
+    private bool IsListening(Socket socket)
+    {
+        lock (_gate) return _listeners.Contains(socket);
+    }
+
     private async Task StopCoreAsync(TimeSpan grace)
     {
         await Task.Yield();
         _server.Logger.LogInformation(SmtpEvents.Stopping, "Stopping; {Count} sessions in progress", ActiveSessions);
         _stopping.Cancel();
-        foreach (var socket in _listeners) socket.Dispose();
+        Socket[] listening;
+        lock (_gate) listening = _listeners.ToArray();
+        foreach (var socket in listening) socket.Dispose();
         await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
         lock (_gate)
         {

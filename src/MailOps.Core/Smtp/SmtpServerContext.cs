@@ -9,18 +9,25 @@ namespace MailOps.Core.Smtp;
 /// <summary>What every session of one listener shares: configuration, queue, policy, certificate, log.</summary>
 public sealed class SmtpServerContext
 {
+    /// <param name="previous">The context a reload replaces: its AUTH lockouts, rate counts and greylist carry over where their settings did not change.</param>
     /// <exception cref="ConfigException">The configuration is invalid or the TLS certificate cannot be loaded.</exception>
-    public SmtpServerContext(MailOpsConfig config, QueueStore store, ILogger? logger = null)
+    public SmtpServerContext(MailOpsConfig config, QueueStore store, ILogger? logger = null, SmtpServerContext? previous = null)
     {
         config.Validate();
         Config = config;
         Store = store;
         Logger = logger ?? NullLogger.Instance;
         Policy = new RecipientPolicy(config);
-        Auth = new AuthGuard(config);
-        Rates = new ClientRateLimits(config.RateLimits);
+        var before = previous?.Config;
+        Auth = before is not null && before.AuthFailureDelay == config.AuthFailureDelay && before.AuthFailureLimit == config.AuthFailureLimit && before.AuthFailureWindow == config.AuthFailureWindow
+            ? previous!.Auth : new AuthGuard(config);
+        var (r0, r1) = (before?.RateLimits, config.RateLimits);
+        Rates = r0 is not null && (r0.ConnectionsPerMinute, r0.MessagesPerMinute, r0.RecipientsPerMinute) == (r1.ConnectionsPerMinute, r1.MessagesPerMinute, r1.RecipientsPerMinute)
+            ? previous!.Rates : new ClientRateLimits(config.RateLimits);
         if (config.Dnsbl.Zones.Count > 0) Dnsbl = new Dnsbl(config.Dnsbl, Smtp.Dnsbl.CreateClient(config.DnsServers));
-        if (config.Greylisting.Enabled) Greylist = new Greylist(config.Greylisting);
+        var (g0, g1) = (before?.Greylisting, config.Greylisting);
+        if (g1.Enabled)
+            Greylist = previous?.Greylist is { } kept && (g0!.Delay, g0.Expire, g0.AutoAllowAfter) == (g1.Delay, g1.Expire, g1.AutoAllowAfter) ? kept : new Greylist(g1);
         if (config.InboundAuthentication != "Off") Inbound = new InboundAuthentication(Dns.DnsEndpoint.CreateClient(config.DnsServers), config.HostName);
         if (config.Tls.Enabled) _certificates = new ServerCertificates(config.Tls, store.QueuePath, config.HostName, Logger);
     }

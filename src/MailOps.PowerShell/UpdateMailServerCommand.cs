@@ -1,0 +1,71 @@
+using System.Management.Automation;
+using MailOps.Core.Config;
+using MailOps.Core.Hosting;
+
+namespace MailOps.PowerShell;
+
+/// <summary>
+/// Update-MailServer: a running server reads its configuration again (the file it started from,
+/// under the parameters Start-MailServer was given) and applies it without a restart, as SIGHUP
+/// does for mailops serve. An invalid configuration is refused (InvalidConfiguration) and the
+/// running one stays.
+/// </summary>
+[Cmdlet(VerbsData.Update, "MailServer", SupportsShouldProcess = true, DefaultParameterSetName = "Server")]
+[OutputType(typeof(MailServer))]
+public sealed class UpdateMailServerCommand : MailOpsCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Server")]
+    [ValidateNotNull]
+    public MailServer[] InputObject { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = "Id")]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(MailServerIdCompleter))]
+    public int[] Id { get; set; } = [];
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var servers = ParameterSetName == "Id"
+            ? Id.Select(id => ServerRegistry.All.FirstOrDefault(s => s.Id == id) ?? NotFound(id)).OfType<MailServer>()
+            : InputObject;
+        foreach (var server in servers) Reload(server);
+    }
+
+    private MailServer? NotFound(int id)
+    {
+        WriteError(new ErrorRecord(new ItemNotFoundException($"No mail server {id} was started in this session."), "ServerNotFound", ErrorCategory.ObjectNotFound, id));
+        return null;
+    }
+
+    private void Reload(MailServer server)
+    {
+        if (!ShouldProcess(server.ToString(), "Reload the configuration")) return;
+        try
+        {
+            var config = ServerRegistry.LoadAgain(server);
+            if (config is null)
+            {
+                WriteError(new ErrorRecord(new InvalidOperationException($"Mail server {server.Id} was not started by Start-MailServer in this session (or it was stopped)."),
+                    "ServerNotFound", ErrorCategory.ObjectNotFound, server));
+                return;
+            }
+            WriteVerbose(server.Reload(config));
+            if (PassThru) WriteObject(server);
+        }
+        catch (ConfigException ex)
+        {
+            WriteError(Errors.InvalidConfiguration(ex));
+        }
+        catch (MailServerException ex)
+        {
+            WriteError(new ErrorRecord(ex, "ListenFailed", ErrorCategory.ResourceUnavailable, server));
+        }
+        catch (InvalidOperationException ex)
+        {
+            WriteError(new ErrorRecord(ex, "ServerNotRunning", ErrorCategory.InvalidOperation, server));
+        }
+    }
+}
