@@ -19,7 +19,8 @@ public static class Program
                   [--maildir-root DIR] [--smarthost H[:P]] [--smarthost-tls MODE] [--dns-server H[:P]]... [--remote-port N]
                   [--default-domain D] [--max-message-size N] [--hold-incoming] [--no-tls] [--metrics IP:PORT]
                                                               SMTP listener and delivery in the foreground (Ctrl+C / SIGTERM stop gracefully)
-          queue   [--queue DIR] [--state S] [--json]          list queued mail
+          queue   [--queue DIR] [--state S] [--json | --shape]
+                                                              list queued mail; --shape: recipients by destination and age (qshape)
           submit  [--queue DIR] [--create] [-f SENDER] [-F NAME] [-t] [-i] [RCPT...] < message
                                                               enqueue a message from stdin; prints its queue id
           flush   [--queue DIR] [--config F] [--id ID]... [--wait] [--json]

@@ -9,7 +9,7 @@ internal static class QueueCommands
 {
     public static int List(string[] args, TextWriter stdout)
     {
-        var a = CliArgs.Parse(args, ["--queue", "--state"], ["--json"]);
+        var a = CliArgs.Parse(args, ["--queue", "--state"], ["--json", "--shape"]);
         if (a.Positional.Count > 0) throw CliException.Usage($"unexpected argument '{a.Positional[0]}'.");
         MessageState? state = null;
         if (a.Value("--state") is { } s)
@@ -23,13 +23,14 @@ internal static class QueueCommands
         if (MaildropClient.MustUseMaildrop(path))
         {
             // Another user's queue (a system queue): only its server may read it, and shows it as a table.
-            if (a.Flag("--json") || state is not null)
+            if (a.Flag("--json") || a.Flag("--shape") || state is not null)
                 throw new CliException(ExitCodes.NoPermission, $"the queue at {path} belongs to another user: only its owner (or root) can list it with --json or --state; mailq shows it through the server.");
             return MaildropClient.ShowQueue(path);
         }
         using var store = OpenExisting(path);
         var messages = store.List(new QueueFilter { State = state });
-        if (a.Flag("--json"))
+        if (a.Flag("--shape")) QueueDomainSummary.WriteShape(stdout, QueueDomainSummary.ByDomain(messages));
+        else if (a.Flag("--json"))
         {
             stdout.Flush();
             using var raw = Console.OpenStandardOutput();

@@ -55,6 +55,10 @@ Describe 'Get-MailQueue' {
         $summary = Get-MailQueue -QueuePath $queue -Summary
         ($summary | Where-Object Domain -EQ 'example.org').Recipients | Should -Be 2
         ($summary | Where-Object Domain -EQ 'example.net').Messages | Should -Be 1
+        ($summary | Where-Object Domain -EQ 'example.org').Ages[0] | Should -Be 2
+        $shape = $summary | Format-Table -View Age | Out-String
+        $shape | Should -Match '1280\+'
+        $shape | Should -Match 'example\.org\s+2\s+2\s+0'
     }
 
     It 'reports a missing queue as QueueNotFound and does not create it' {
