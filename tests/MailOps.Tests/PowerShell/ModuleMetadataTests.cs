@@ -18,10 +18,10 @@ public sealed class ModuleMetadataTests : IDisposable
     private static readonly HashSet<string> ApprovedVerbs =
     [
         "Get", "Set", "New", "Remove", "Start", "Stop", "Suspend", "Resume", "Send", "Submit", "Trace",
-        "Export", "Import", "Resolve", "Test", "Invoke", "Add", "Clear", "Show", "Find", "Search", "Restart", "Wait", "Watch",
+        "Export", "Import", "Resolve", "Test", "Invoke", "Add", "Clear", "Show", "Find", "Search", "Restart", "Wait", "Watch", "Update",
     ];
 
-    private static readonly HashSet<string> StateChangingVerbs = ["Start", "Stop", "Suspend", "Resume", "Remove", "Send", "Submit", "Export", "Set", "New", "Add", "Clear"];
+    private static readonly HashSet<string> StateChangingVerbs = ["Start", "Stop", "Suspend", "Resume", "Remove", "Send", "Submit", "Export", "Set", "New", "Add", "Clear", "Update"];
 
     public ModuleMetadataTests()
     {
