@@ -10,8 +10,10 @@ namespace MailOps.Bench;
 /// stops with its parent (loop mode is killed by the crash test).
 ///   compare --dir D [--count N] [--size B] [--writers 1,20] [--reps R]   naive loop vs group commit
 ///   fill    --queue D --count N [--size B] [--writers W]                   preload a queue
-///   loop    --queue D [--size B] [--writers W] [--seconds S] [--count N]   enqueue until killed, S seconds (60), N messages
-///                                                                          (100000) or stdin closing; prints "id sha256"
+///   loop    --queue D [--size B] [--writers W] [--seconds S] [--count N] [--mutate 1]
+///                                                                          enqueue until killed, S seconds (60), N messages
+///                                                                          (100000) or stdin closing; prints "id sha256"; --mutate 1 also
+///                                                                          holds and releases queued messages
 ///   memory  --queue D                                                      hold every queued message in memory; report RSS
 ///   maillog --queue D [--messages N] [--text F]                            write one day of mail log for N messages (100000),
 ///                                                                          through the log writer; the same day as text to F
@@ -48,15 +50,60 @@ public static class Program
                 var stop = Task.WhenAny(
                     Task.Delay(TimeSpan.FromSeconds(double.Parse(Get("seconds", "60")))),
                     Task.Run(() => Console.In.ReadToEnd()));
+                var committed = new List<string>();
                 var enqueue = EnqueueManyAsync(store, int.Parse(Get("count", "100000")), int.Parse(Get("writers", "4")), size, (id, hash) =>
                 {
                     lock (stdout) { stdout.WriteLine($"{id} {hash}"); stdout.Flush(); }
+                    lock (committed) committed.Add(id);
                 });
-                await Task.WhenAny(stop, enqueue);
+                // --mutate 1: envelopes are rewritten too (hold, release), so a kill can land between
+                // an envelope's rename and its summary index line.
+                var mutate = Get("mutate", "0") == "1" ? Task.Run(async () =>
+                {
+                    var random = new Random();
+                    while (!stop.IsCompleted && !enqueue.IsCompleted)
+                    {
+                        string? id;
+                        lock (committed) id = committed.Count == 0 ? null : committed[random.Next(committed.Count)];
+                        if (id is null) { await Task.Delay(1); continue; }
+                        await store.HoldAsync(id);
+                        await store.ReleaseAsync(id);
+                    }
+                }) : Task.CompletedTask;
+                await Task.WhenAny(stop, enqueue, mutate);
                 return 0;
             }
             case "memory":
                 return Memory(options["queue"]);
+            case "listprofile":
+            {
+                // Where a listing's time goes (issue 17): each stage alone, three times.
+                using var store = QueueStore.Open(options["queue"]);
+                for (int rep = 0; rep < 3; rep++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    var present = MailOps.Core.Queue.Posix.ReadDirectory(Path.Combine(store.QueuePath, "env"));
+                    double readdir = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    int n = store.Stream().Count();
+                    double stream = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    long bytes = 0;
+                    foreach (var (name, _) in present) bytes += File.ReadAllBytes(Path.Combine(store.QueuePath, "env", name)).Length;
+                    double files = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    var raw = File.ReadAllBytes(Path.Combine(store.QueuePath, "index", "envelopes"));
+                    int lines = 0, start = 0;
+                    for (int i = 0; i < raw.Length; i++) if (raw[i] == '\n') { lines++; start = i + 1; }
+                    double scan = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    var one = File.ReadAllBytes(Path.Combine(store.QueuePath, "env", present[0].Name));
+                    for (int i = 0; i < n; i++) System.Text.Json.JsonSerializer.Deserialize(one, MailOps.Core.Queue.QueueJsonContext.Default.Envelope);
+                    double parse = sw.Elapsed.TotalMilliseconds;
+                    Console.WriteLine($"{n} messages: readdir {readdir:F0} ms, Stream() {stream:F0} ms, reading env files {files:F0} ms, scanning the index {scan:F0} ms, parsing one envelope {n} times {parse:F0} ms ({one.Length} B)");
+                }
+                return 0;
+            }
             case "maillog":
                 WriteMailLog(options["queue"], int.Parse(Get("messages", "100000")), options.GetValueOrDefault("text"));
                 return 0;

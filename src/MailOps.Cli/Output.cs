@@ -10,41 +10,45 @@ internal static class Output
 {
     internal static readonly JsonWriterOptions JsonOptions = new() { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>One JSON array of every message. Chunks are serialised in parallel and written in order.</summary>
-    public static void WriteQueueJson(Stream stdout, IReadOnlyList<QueuedMail> messages)
+    /// <summary>
+    /// One JSON array of every message, written as the messages are read: a second thread writes
+    /// chunks of them while the first reads the next (memory holds a few chunks, not the queue).
+    /// </summary>
+    public static void WriteQueueJson(Stream stdout, IEnumerable<QueuedMail> messages)
     {
-        const int chunk = 4096;
-        int chunks = (messages.Count + chunk - 1) / chunk;
-        var parts = new MemoryStream?[chunks];
-        stdout.WriteByte((byte)'[');
-        int written = 0;
-        var writeLock = new object();
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, c =>
+        const int Chunk = 1024;
+        using var chunks = new System.Collections.Concurrent.BlockingCollection<List<QueuedMail>>(boundedCapacity: 4);
+        var writer = Task.Run(() =>
         {
-            var part = new MemoryStream();
-            using (var w = new Utf8JsonWriter(part, JsonOptions))
+            using var w = new Utf8JsonWriter(stdout, JsonOptions);
+            w.WriteStartArray();
+            foreach (var chunk in chunks.GetConsumingEnumerable())
             {
-                for (int i = c * chunk; i < Math.Min(messages.Count, (c + 1) * chunk); i++)
-                {
-                    WriteQueuedMail(w, messages[i]);
-                    w.Flush();
-                    if (i + 1 < messages.Count) part.WriteByte((byte)',');
-                    w.Reset();
-                }
+                foreach (var m in chunk) WriteQueuedMail(w, m);
+                w.Flush();
             }
-            lock (writeLock)
-            {
-                parts[c] = part;
-                // Write every finished chunk that is next in order.
-                while (written < chunks && parts[written] is { } ready)
-                {
-                    ready.WriteTo(stdout);
-                    parts[written++] = null;
-                }
-            }
+            w.WriteEndArray();
+            w.Flush();
+            stdout.Write("\n"u8);
+            stdout.Flush();
         });
-        stdout.Write("]\n"u8);
-        stdout.Flush();
+        try
+        {
+            var chunk = new List<QueuedMail>(Chunk);
+            foreach (var m in messages)
+            {
+                chunk.Add(m);
+                if (chunk.Count < Chunk) continue;
+                chunks.Add(chunk);
+                chunk = new List<QueuedMail>(Chunk);
+            }
+            if (chunk.Count > 0) chunks.Add(chunk);
+        }
+        finally
+        {
+            chunks.CompleteAdding();
+        }
+        writer.GetAwaiter().GetResult();
     }
 
     private static void WriteQueuedMail(Utf8JsonWriter w, QueuedMail m)

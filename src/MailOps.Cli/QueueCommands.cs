@@ -28,15 +28,15 @@ internal static class QueueCommands
             return MaildropClient.ShowQueue(path);
         }
         using var store = OpenExisting(path);
-        var messages = store.List(new QueueFilter { State = state });
+        var messages = store.Stream(new QueueFilter { State = state });
         if (a.Flag("--shape")) QueueDomainSummary.WriteShape(stdout, QueueDomainSummary.ByDomain(messages));
         else if (a.Flag("--json"))
         {
             stdout.Flush();
-            using var raw = Console.OpenStandardOutput();
+            using var raw = new BufferedStream(Console.OpenStandardOutput(), 1 << 16);
             Output.WriteQueueJson(raw, messages);
         }
-        else QueueTable.Write(stdout, messages);
+        else QueueTable.Write(stdout, messages.ToList());
         return ExitCodes.Ok;
     }
 

@@ -287,12 +287,34 @@ public sealed class MailServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
 
+    /// <summary>Keeps the summary index compact: looked at every 15 seconds, rewritten when its appended lines outgrow half its snapshot.</summary>
+    private async Task CompactIndexAsync(CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(IndexCompactionInterval, stop).ConfigureAwait(false);
+                if (!_store.IndexNeedsCompaction()) continue;
+                try { await Task.Run(() => _store.CompactIndex(), stop).ConfigureAwait(false); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    _log.LogWarning("cannot compact the queue's summary index: {Error}", ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    internal static TimeSpan IndexCompactionInterval { get; set; } = TimeSpan.FromSeconds(15);
+
     private async Task RunAsync()
     {
         await Task.Yield();
         var stopRequested = Task.Delay(Timeout.Infinite, _stop.Token);
         var delivering = Delivery ? _scheduler.RunAsync(_trigger, _stop.Token) : stopRequested;
         var pickingUp = _pickup is not null && OperatingSystem.IsLinux() ? _pickup.RunAsync(_trigger, _stop.Token) : Task.CompletedTask;
+        var compacting = CompactIndexAsync(_stop.Token);
         await Task.WhenAny(stopRequested, delivering).ConfigureAwait(false);
         bool failed = delivering.IsFaulted;
         if (failed)
@@ -307,7 +329,7 @@ public sealed class MailServer : IAsyncDisposable
         // Both at once: the listener finishes the messages it is receiving while the scheduler
         // finishes the deliveries in flight.
         await Task.WhenAll(_listener.StopAsync(_stopGrace), delivering.ContinueWith(_ => { }, TaskScheduler.Default),
-            pickingUp.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+            pickingUp.ContinueWith(_ => { }, TaskScheduler.Default), compacting).ConfigureAwait(false);
         if (_showq is not null && OperatingSystem.IsLinux()) await _showq.DisposeAsync().ConfigureAwait(false);
         await _scheduler.DisposeAsync().ConfigureAwait(false);
         await _trigger.DisposeAsync().ConfigureAwait(false);

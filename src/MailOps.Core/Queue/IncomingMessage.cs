@@ -78,12 +78,16 @@ public sealed class IncomingMessage : IAsyncDisposable
 
         FileStream? envFile = null;
         string tmpPath = _store.Layout.Tmp(Id);
+        byte[] json = QueueJson.Serialize(envelope);
+        FileFacts? written = null;
         try
         {
             await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
             envFile = DurableFile.OpenPrivate(tmpPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-            envFile.Write(QueueJson.Serialize(envelope));
+            envFile.Write(json);
             envFile.Flush();
+            // The summary index names the file this envelope is in by its inode (and time).
+            if (OperatingSystem.IsLinux()) written = Posix.FStat(envFile.SafeFileHandle);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -114,7 +118,7 @@ public sealed class IncomingMessage : IAsyncDisposable
         // Closed before the trigger is pulled: the delivery that the pull starts must be able to
         // open (and lock) the body at once.
         await CloseQuietlyAsync().ConfigureAwait(false);
-        _store.OnCommitted(envelope);
+        _store.OnCommitted(envelope, written, json);
         return Id;
     }
 

@@ -5,7 +5,7 @@ using Microsoft.Win32.SafeHandles;
 namespace MailOps.Core.Queue;
 
 /// <summary>What lstat/fstat say of a file: the pickup's view of a drop it does not trust.</summary>
-public readonly record struct FileFacts(bool IsRegular, bool IsSymbolicLink, uint Owner, uint Links, long Size, ulong Inode);
+public readonly record struct FileFacts(bool IsRegular, bool IsSymbolicLink, uint Owner, uint Links, long Size, ulong Inode, long ModifiedNanoseconds = 0);
 
 /// <summary>
 /// The few POSIX calls .NET does not offer: file owner and link count (statx), user names
@@ -49,7 +49,38 @@ public static partial class Posix
             Owner: *(uint*)(buffer + 20),
             Links: *(uint*)(buffer + 16),
             Size: *(long*)(buffer + 40),
-            Inode: *(ulong*)(buffer + 32));
+            Inode: *(ulong*)(buffer + 32),
+            ModifiedNanoseconds: *(long*)(buffer + 0x70) * 1_000_000_000L + *(uint*)(buffer + 0x78));
+    }
+
+    /// <summary>
+    /// The names and inode numbers of a directory's entries (readdir: no stat per entry), dot
+    /// entries left out. Empty when the directory does not exist.
+    /// </summary>
+    public static unsafe List<(string Name, ulong Inode)> ReadDirectory(string path)
+    {
+        var entries = new List<(string, ulong)>();
+        nint dir = Native.opendir(path);
+        if (dir == 0) return entries;
+        try
+        {
+            while (true)
+            {
+                byte* entry = Native.readdir64(dir);
+                if (entry == null) break;
+                // struct dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+                byte* name = entry + 19;
+                int length = 0;
+                while (name[length] != 0) length++;
+                if (length == 0 || (name[0] == '.' && (length == 1 || (length == 2 && name[1] == '.')))) continue;
+                entries.Add((System.Text.Encoding.UTF8.GetString(name, length), *(ulong*)entry));
+            }
+        }
+        finally
+        {
+            Native.closedir(dir);
+        }
+        return entries;
     }
 
     /// <summary>The login name of <paramref name="uid"/>, or null when the user database has none.</summary>
@@ -100,6 +131,15 @@ public static partial class Posix
 
         [LibraryImport("libc")]
         internal static partial uint geteuid();
+
+        [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial nint opendir(string path);
+
+        [LibraryImport("libc")]
+        internal static unsafe partial byte* readdir64(nint dir);
+
+        [LibraryImport("libc")]
+        internal static partial int closedir(nint dir);
 
         [LibraryImport("libc", SetLastError = true)]
         internal static partial int initgroups(nint user, uint group);

@@ -14,6 +14,7 @@ internal sealed class QueueLayout
         LockDir = Path.Combine(Root, "lock");
         ControlDir = Path.Combine(Root, "control");
         LogDir = Path.Combine(Root, "log");
+        IndexDir = Path.Combine(Root, "index");
     }
 
     public string Root { get; }
@@ -26,8 +27,10 @@ internal sealed class QueueLayout
     public string ControlDir { get; }
     /// <summary>The mail log: one JSON-lines file per UTC day (docs/logging.md).</summary>
     public string LogDir { get; }
+    /// <summary>The summary index, a cache of the envelopes (docs/queue.md, "The summary index").</summary>
+    public string IndexDir { get; }
 
-    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, JournalDir, LockDir, ControlDir, LogDir];
+    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, JournalDir, LockDir, ControlDir, LogDir, IndexDir];
 
     public string Mess(string id) => Path.Combine(MessDir, Checked(id));
     public string Tmp(string id) => Path.Combine(TmpDir, Checked(id));

@@ -1,0 +1,116 @@
+using MailOps.Core.Config;
+using MailOps.Core.Hosting;
+using MailOps.Core.Queue;
+
+namespace MailOps.Tests.Queue;
+
+/// <summary>
+/// The summary index (docs/queue.md, "The summary index"): a cache of the envelopes that a listing
+/// reads in one pass, which must never say anything the envelopes do not.
+/// </summary>
+public class QueueIndexTests
+{
+    private static async Task<string> EnqueueAsync(QueueStore store, string recipient) =>
+        await store.EnqueueAsync(QueueStoreTests.NewEnvelope(recipient), new MemoryStream(QueueStoreTests.SampleBody));
+
+    private static string IndexFile(TempQueue q) => Path.Combine(q.QueuePath, "index", "envelopes");
+
+    [Fact]
+    public async Task Listing_through_the_index_follows_writes_rewrites_and_removals_before_and_after_compaction()
+    {
+        using var q = new TempQueue();
+        using var store = q.Open();
+        var ids = new List<string>();
+        for (int i = 0; i < 30; i++) ids.Add(await EnqueueAsync(store, $"u{i}@example.org"));
+        await store.HoldAsync(ids[3]);
+        await store.RemoveAsync(ids[4]);
+        CrashTests.AssertIndexAgrees(store);
+
+        Assert.Equal((29, 0), store.CompactIndex());
+        var snapshot = File.ReadAllLines(IndexFile(q));
+        Assert.StartsWith("{\"snapshot\":", snapshot[0]);
+        var indexed = snapshot.Skip(1).Select(l => l[7..23]).ToList();
+        Assert.Equal(indexed.Order(StringComparer.Ordinal), indexed); // sorted by id, so a listing merges it in one pass
+        Assert.DoesNotContain(ids[4], indexed);
+
+        // Lines appended after the snapshot win over it.
+        await store.ReleaseAsync(ids[3]);
+        await store.RemoveAsync(ids[5]);
+        ids.Add(await EnqueueAsync(store, "late@example.org"));
+        CrashTests.AssertIndexAgrees(store);
+        Assert.Equal(ids.Count - 2, store.List().Count);
+        Assert.Equal("Queued", store.List(new QueueFilter { Ids = [ids[3]] }).Single().State);
+        Assert.Equal("Queued", store.List().Single(m => m.Id == ids[3]).State);
+        Assert.Equal(ids[0], store.Stream().First().Id); // oldest first
+    }
+
+    [Fact]
+    public async Task A_line_that_does_not_name_the_current_file_is_never_believed()
+    {
+        using var q = new TempQueue();
+        using var store = q.Open();
+        string id = await EnqueueAsync(store, "bob@example.org");
+        store.CompactIndex();
+        // A writer that died between its rename and its index line: the envelope changed on disk
+        // (a new file, so a new inode) and the index still has the old one.
+        var envelope = store.ReadEnvelope(id)!;
+        envelope.Recipients[0].State = RecipientState.Held;
+        string tmp = Path.Combine(q.QueuePath, "tmp", "x");
+        File.WriteAllBytes(tmp, QueueJson.Serialize(envelope));
+        File.Move(tmp, Path.Combine(q.QueuePath, "env", id), overwrite: true);
+        Assert.Equal("Held", store.List().Single().State);
+        CrashTests.AssertIndexAgrees(store);
+
+        // Garbage, a cut line, a missing index: the envelopes still answer.
+        File.AppendAllText(IndexFile(q), "{\"id\":\"" + id + "\",\"ino\":1,\"mt\":1,\"env\":{\"broken\n{\"id\":");
+        CrashTests.AssertIndexAgrees(store);
+        File.Delete(IndexFile(q));
+        CrashTests.AssertIndexAgrees(store);
+        Assert.Equal((0, 1), store.CompactIndex(verify: true));
+        CrashTests.AssertIndexAgrees(store);
+    }
+
+    [Fact]
+    public async Task Listings_taken_while_a_server_delivers_only_show_queued_messages_each_once_and_end_empty()
+    {
+        using var q = new TempQueue();
+        string maildir = Path.Combine(q.Root, "maildir");
+        const int Count = 600;
+        using (var preload = q.Open())
+            for (int i = 0; i < Count; i++) await EnqueueAsync(preload, $"alice{i % 3}@self.test");
+        var queued = new HashSet<string>(Directory.GetFiles(Path.Combine(q.QueuePath, "env")).Select(Path.GetFileName)!);
+
+        MailServer.IndexCompactionInterval = TimeSpan.FromMilliseconds(200);
+        await using var server = MailServer.Start(new MailOpsConfig
+        {
+            HostName = "mx.self.test",
+            QueuePath = q.QueuePath,
+            LocalDomains = ["self.test"],
+            Mailboxes = ["alice0@self.test", "alice1@self.test", "alice2@self.test"],
+            MaildirRoot = maildir,
+            Listen = ["127.0.0.1:0"],
+            DnsServers = ["127.0.0.1:9"],
+            Tls = new TlsSettings { Enabled = false },
+            InboundAuthentication = "Off",
+        });
+        using var reader = q.Open(); // another store, as another process would have
+        int listings = 0, last = Count;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            var listed = reader.List();
+            listings++;
+            Assert.Equal(listed.Count, listed.Select(m => m.Id).Distinct().Count());
+            Assert.All(listed, m => Assert.Contains(m.Id, queued));
+            Assert.All(listed, m => Assert.NotEqual("Delivered", m.State));
+            Assert.True(listed.Count <= last, $"the queue grew from {last} to {listed.Count}");
+            last = listed.Count;
+            if (last == 0) break;
+        }
+        MailServer.IndexCompactionInterval = TimeSpan.FromSeconds(15);
+        Assert.Equal(0, last);
+        Assert.True(listings > 2, "the listing never saw the queue part-delivered");
+        int delivered = Enumerable.Range(0, 3).Sum(i => Directory.GetFiles(Path.Combine(maildir, "self.test", $"alice{i}", "new")).Length);
+        Assert.Equal(Count, delivered);
+    }
+}
