@@ -100,6 +100,31 @@ public static class Program
                     var one = File.ReadAllBytes(Path.Combine(store.QueuePath, "env", present[0].Name));
                     for (int i = 0; i < n; i++) System.Text.Json.JsonSerializer.Deserialize(one, MailOps.Core.Queue.QueueJsonContext.Default.Envelope);
                     double parse = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    var p2 = MailOps.Core.Queue.Posix.ReadDirectory(Path.Combine(store.QueuePath, "env"));
+                    double rd = sw.Elapsed.TotalMilliseconds; sw.Restart();
+                    p2.RemoveAll(e => !QueueId.IsValid(e.Name));
+                    double valid = sw.Elapsed.TotalMilliseconds; sw.Restart();
+                    p2.Sort((x, y) => string.CompareOrdinal(x.Name, y.Name));
+                    double sort = sw.Elapsed.TotalMilliseconds; sw.Restart();
+                    int held = store.Stream(new QueueFilter { Sender = "nobody@*" }).Count();
+                    double needle = sw.Elapsed.TotalMilliseconds; sw.Restart();
+                    int first = store.Stream().Take(20).Count();
+                    double first20 = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    int merged = 0, current = 0;
+                    foreach (var (_, ino, entry) in store.Index!.Merge(p2)) { merged++; if (entry is { Gone: false } en && en.Inode == ino) current++; }
+                    Console.WriteLine($"  {merged} merged, {current} current");
+                    double merge = sw.Elapsed.TotalMilliseconds; sw.Restart();
+                    int viaRead = store.Index!.Read(p2, _ => null, "zzzzzzzz"u8.ToArray()).Count();
+                    double readNeedle = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    var src = new byte[300]; var dst = new byte[4096]; int hits = 0;
+                    for (int k = 0; k < 100000; k++) { MailOps.Core.Queue.MailLog.ToLowerAscii(src, dst); if (dst.AsSpan(0, 300).IndexOf("zzzzzzzz"u8) >= 0) hits++; if (((ReadOnlySpan<byte>)src).IndexOf("\\u"u8) >= 0) hits++; }
+                    double lower = sw.Elapsed.TotalMilliseconds;
+                    Console.WriteLine($"  100000 lowerings of 300 B {lower:F0} ms");
+                    Console.WriteLine($"  merge alone {merge:F0} ms, Read with a needle {readNeedle:F0} ms");
+                    Console.WriteLine($"  readdir {rd:F0} ms, IsValid {valid:F0} ms, sort {sort:F0} ms, filtered by a needle that never matches {needle:F0} ms, first 20 {first20:F0} ms");
                     Console.WriteLine($"{n} messages: readdir {readdir:F0} ms, Stream() {stream:F0} ms, reading env files {files:F0} ms, scanning the index {scan:F0} ms, parsing one envelope {n} times {parse:F0} ms ({one.Length} B)");
                 }
                 return 0;

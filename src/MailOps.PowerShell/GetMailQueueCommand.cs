@@ -59,6 +59,20 @@ public sealed class GetMailQueueCommand : MailOpsCmdlet
         var literal = Id?.Where(i => !WildcardPattern.ContainsWildcardCharacters(i)).ToList() ?? [];
         var patterns = Id?.Where(WildcardPattern.ContainsWildcardCharacters).ToList() ?? [];
         var state = State is null ? (MessageState?)null : Enum.Parse<MessageState>(State, ignoreCase: true);
+        if (Id is null && !Summary && !PagingParameters.IncludeTotalCount)
+        {
+            // The common case streams: -First 20 of a long queue reads the first messages only,
+            // and Select-Object -First stops the reading.
+            var stream = store.Stream(new QueueFilter { State = state, Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan })
+                .Skip((int)Math.Min(PagingParameters.Skip, int.MaxValue));
+            if (PagingParameters.First != ulong.MaxValue) stream = stream.Take((int)Math.Min(PagingParameters.First, int.MaxValue));
+            foreach (var m in stream)
+            {
+                if (Stopping) return;
+                WriteObject(m);
+            }
+            return;
+        }
         var mail = new List<QueuedMail>();
         if (Id is null || literal.Count > 0)
             mail.AddRange(store.List(new QueueFilter { Ids = Id is null ? null : literal, State = state, Sender = Sender, Recipient = Recipient, Domain = Domain, OlderThan = OlderThan }));

@@ -316,28 +316,28 @@ public static class MailLog
             if (_recipient is not null && !_recipient(e.Recipient) && !(e.Recipients?.Any(r => _recipient(r)) ?? false)) return false;
             return true;
         }
+    }
 
-        /// <summary>ASCII A-Z to a-z, other bytes as they are, a vector at a time.</summary>
-        private static void ToLowerAscii(ReadOnlySpan<byte> from, Span<byte> to)
+    /// <summary>ASCII A-Z to a-z, other bytes as they are, a vector at a time.</summary>
+    internal static void ToLowerAscii(ReadOnlySpan<byte> from, Span<byte> to)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
         {
-            int i = 0;
-            if (Vector.IsHardwareAccelerated)
+            var a = new Vector<byte>((byte)'A');
+            var span = new Vector<byte>(26);
+            var bit = new Vector<byte>(0x20);
+            for (; i + Vector<byte>.Count <= from.Length; i += Vector<byte>.Count)
             {
-                var a = new Vector<byte>((byte)'A');
-                var span = new Vector<byte>(26);
-                var bit = new Vector<byte>(0x20);
-                for (; i + Vector<byte>.Count <= from.Length; i += Vector<byte>.Count)
-                {
-                    var v = new Vector<byte>(from[i..]);
-                    var upper = Vector.LessThan(v - a, span);
-                    (v | (upper & bit)).CopyTo(to[i..]);
-                }
+                var v = new Vector<byte>(from[i..]);
+                var upper = Vector.LessThan(v - a, span);
+                (v | (upper & bit)).CopyTo(to[i..]);
             }
-            for (; i < from.Length; i++)
-            {
-                byte b = from[i];
-                to[i] = (uint)(b - 'A') < 26 ? (byte)(b | 0x20) : b;
-            }
+        }
+        for (; i < from.Length; i++)
+        {
+            byte b = from[i];
+            to[i] = (uint)(b - 'A') < 26 ? (byte)(b | 0x20) : b;
         }
     }
 }

@@ -59,7 +59,7 @@ internal sealed class QueueIndex
     }
 
     /// <summary>One line of the index, as found: where its envelope JSON is, or a tombstone.</summary>
-    private readonly record struct Entry(string Id, ulong Inode, long Modified, bool Gone, ReadOnlyMemory<byte> Line, int EnvStart, int EnvLength);
+    internal readonly record struct Entry(string Id, ulong Inode, long Modified, bool Gone, ReadOnlyMemory<byte> Line, int EnvStart, int EnvLength);
 
     /// <summary>Reads "{"id":"X","ino":N,"mt":N,"env":{...}}" or "{"id":"X","gone":1}" without a JSON parser; null for anything else.</summary>
     private static Entry? Parse(ReadOnlyMemory<byte> memory)
@@ -90,19 +90,49 @@ internal sealed class QueueIndex
     /// <paramref name="readEnvelope"/> (null: gone meanwhile, left out). Streams: memory holds the
     /// lines appended since the last compaction, not the snapshot.
     /// </summary>
-    public IEnumerable<Envelope> Read(IReadOnlyList<(string Id, ulong Inode)> present, Func<string, Envelope?> readEnvelope)
+    /// <param name="needle">Lower-case ASCII bytes a wanted envelope's JSON must contain (a filter's literal): lines without them are not parsed.</param>
+    public IEnumerable<Envelope> Read(IReadOnlyList<(string Id, ulong Inode)> present, Func<string, Envelope?> readEnvelope, byte[]? needle = null)
     {
         // Batches are parsed on every core and given out in order.
         const int Batch = 2048;
         var batch = new List<(string Id, byte[]? Json)>(Batch);
+        var lowered = new byte[4096];
         foreach (var (id, inode, entry) in Merge(present))
         {
-            batch.Add((id, entry is { Gone: false } e && e.Inode == inode ? e.Line.Span.Slice(e.EnvStart, e.EnvLength).ToArray() : null));
+            byte[]? json = null;
+            if (entry is { Gone: false } e && e.Inode == inode)
+            {
+                var env = e.Line.Span.Slice(e.EnvStart, e.EnvLength);
+                // An escaped non-ASCII character could lower-case to a letter of the needle (the Kelvin
+                // sign to k): such lines are parsed. Escaped ASCII (\u003C for '<') never is one.
+                if (needle is not null && !HasNonAsciiEscape(env))
+                {
+                    if (lowered.Length < env.Length) lowered = new byte[env.Length * 2];
+                    MailLog.ToLowerAscii(env, lowered);
+                    if (lowered.AsSpan(0, env.Length).IndexOf(needle) < 0) continue; // cannot match: not parsed at all
+                }
+                json = env.ToArray();
+            }
+            batch.Add((id, json));
             if (batch.Count < Batch) continue;
             foreach (var envelope in Materialize(batch, readEnvelope)) if (envelope is not null) yield return envelope;
             batch.Clear();
         }
         foreach (var envelope in Materialize(batch, readEnvelope)) if (envelope is not null) yield return envelope;
+    }
+
+    /// <summary>Whether the JSON has a \uXXXX escape of a character beyond ASCII.</summary>
+    private static bool HasNonAsciiEscape(ReadOnlySpan<byte> json)
+    {
+        int at;
+        while ((at = json.IndexOf("\\u"u8)) >= 0)
+        {
+            if (at + 6 > json.Length) return true;
+            var hex = json.Slice(at + 2, 4);
+            if (hex[0] != (byte)'0' || hex[1] != (byte)'0' || hex[2] > (byte)'7') return true;
+            json = json[(at + 6)..];
+        }
+        return false;
     }
 
     private static Envelope?[] Materialize(List<(string Id, byte[]? Json)> batch, Func<string, Envelope?> readEnvelope)
@@ -123,7 +153,7 @@ internal sealed class QueueIndex
     }
 
     /// <summary>Each present id with its inode and the index's latest line for it (null: none).</summary>
-    private IEnumerable<(string Id, ulong Inode, Entry? Entry)> Merge(IReadOnlyList<(string Id, ulong Inode)> present)
+    internal IEnumerable<(string Id, ulong Inode, Entry? Entry)> Merge(IReadOnlyList<(string Id, ulong Inode)> present)
     {
         FileStream? file = null;
         try { file = new FileStream(FilePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan); }

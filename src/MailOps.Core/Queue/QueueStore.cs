@@ -191,7 +191,7 @@ public sealed class QueueStore : IDisposable
         }
         var now = Clock.GetUtcNow();
         var active = new HashSet<string>(SafeNames(Layout.ActiveDir), StringComparer.Ordinal);
-        foreach (var envelope in Index.Read(PresentEnvelopes(), ReadEnvelopeQuietly))
+        foreach (var envelope in Index.Read(PresentEnvelopes(), ReadEnvelopeQuietly, filter?.Needle()))
         {
             var mail = new QueuedMail(envelope, active.Contains(envelope.Id), now, QueuePath);
             if (filter is null || filter.Matches(mail)) yield return mail;
@@ -202,9 +202,14 @@ public sealed class QueueStore : IDisposable
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     private List<(string Id, ulong Inode)> PresentEnvelopes()
     {
-        var present = Posix.ReadDirectory(Layout.EnvDir);
-        present.RemoveAll(e => !QueueId.IsValid(e.Name));
-        present.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        var entries = Posix.ReadDirectory(Layout.EnvDir);
+        entries.RemoveAll(e => !QueueId.IsValid(e.Name));
+        var ids = new string[entries.Count];
+        var inodes = new ulong[entries.Count];
+        for (int i = 0; i < ids.Length; i++) (ids[i], inodes[i]) = entries[i];
+        Array.Sort(ids, inodes, StringComparer.Ordinal);
+        var present = new List<(string, ulong)>(ids.Length);
+        for (int i = 0; i < ids.Length; i++) present.Add((ids[i], inodes[i]));
         return present;
     }
 

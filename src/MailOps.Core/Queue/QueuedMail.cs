@@ -103,6 +103,30 @@ public sealed class QueueFilter
     public string? Domain { get; init; }
     public TimeSpan? OlderThan { get; init; }
 
+    /// <summary>
+    /// Lower-case ASCII bytes that the stored envelope of every matching message contains: the
+    /// longest run of letters, digits and . @ _ - in the sender, recipient, domain or id pattern
+    /// (characters JSON may escape are left out). Null when there is none worth searching for.
+    /// </summary>
+    internal byte[]? Needle()
+    {
+        var candidates = new List<string?> { Sender, Recipient, Domain };
+        if (IdPatterns is { Count: 1 } one) candidates.Add(one.First());
+        string? best = null;
+        foreach (var pattern in candidates)
+        {
+            if (pattern is null) continue;
+            int start = 0;
+            for (int i = 0; i <= pattern.Length; i++)
+            {
+                if (i < pattern.Length && (char.IsAsciiLetterOrDigit(pattern[i]) || pattern[i] is '.' or '@' or '_' or '-')) continue;
+                if (i - start > (best?.Length ?? 2)) best = pattern[start..i];
+                start = i + 1;
+            }
+        }
+        return best is null ? null : System.Text.Encoding.ASCII.GetBytes(best.ToLowerInvariant());
+    }
+
     internal bool Matches(QueuedMail m)
     {
         if (State is { } s && m.Kind != s) return false;

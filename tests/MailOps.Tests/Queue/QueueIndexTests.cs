@@ -45,6 +45,34 @@ public class QueueIndexTests
     }
 
     [Fact]
+    public async Task A_filtered_listing_skips_lines_without_the_filters_literal_and_finds_what_reading_every_file_finds()
+    {
+        using var q = new TempQueue();
+        using var store = q.Open();
+        foreach (var r in new[] { "Kate@Example.ORG", "kate+news@example.org", "\u212Aate@example.org", "bob@example.org", "kate@other.example", "KATE@EXAMPLE.ORG" })
+            await EnqueueAsync(store, r);
+        store.CompactIndex();
+        await EnqueueAsync(store, "kate@example.org"); // one in the appended lines too
+        foreach (var filter in new[]
+        {
+            new QueueFilter { Recipient = "kate@example.org" },
+            new QueueFilter { Recipient = "KATE@*" },
+            new QueueFilter { Recipient = "kate+*" },
+            new QueueFilter { Domain = "example.org" },
+            new QueueFilter { Sender = "*@sender.example" },
+            new QueueFilter { Recipient = "nobody@nowhere.example" },
+        })
+        {
+            var viaIndex = store.List(filter).Select(m => m.Id).ToList();
+            var viaFiles = store.ListEachFile(filter).Select(m => m.Id).ToList();
+            Assert.Equal(viaFiles, viaIndex);
+        }
+        Assert.Equal(4, store.List(new QueueFilter { Recipient = "kate@example.org" }).Count); // the Kelvin sign matches k, as Wildcard does
+        Assert.Equal("kate@example.org"u8.ToArray(), new QueueFilter { Recipient = "Kate@Example.org" }.Needle());
+        Assert.Null(new QueueFilter { Sender = "<>" }.Needle());
+    }
+
+    [Fact]
     public async Task A_line_that_does_not_name_the_current_file_is_never_believed()
     {
         using var q = new TempQueue();
