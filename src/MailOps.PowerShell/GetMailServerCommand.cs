@@ -24,18 +24,13 @@ public sealed class GetMailServerCommand : MailOpsCmdlet
         foreach (int id in Id)
         {
             if (servers.FirstOrDefault(s => s.Id == id) is { } server) WriteObject(server);
-            else WriteError(new ErrorRecord(new ItemNotFoundException($"No mail server {id} was started in this session."), "ServerNotFound", ErrorCategory.ObjectNotFound, id));
+            else WriteError(Errors.ServerNotFound(id));
         }
     }
 }
 
-/// <summary>
-/// Stop-MailServer: a graceful stop; the messages being received and the deliveries in flight
-/// are finished first. A server with open SMTP sessions asks for confirmation unless -Force.
-/// </summary>
-[Cmdlet(VerbsLifecycle.Stop, "MailServer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Server")]
-[OutputType(typeof(MailServer))]
-public sealed class StopMailServerCommand : MailOpsCmdlet
+/// <summary>The cmdlets that act on servers of this session: piped MailServer objects, or -Id.</summary>
+public abstract class MailServerActionCommand : MailOpsCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Server")]
     [ValidateNotNull]
@@ -46,6 +41,31 @@ public sealed class StopMailServerCommand : MailOpsCmdlet
     [ArgumentCompleter(typeof(MailServerIdCompleter))]
     public int[] Id { get; set; } = [];
 
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    /// <summary>The servers named by the parameters; an unknown id is a ServerNotFound error and the rest go on.</summary>
+    protected IEnumerable<MailServer> Targets() => ParameterSetName switch
+    {
+        "All" => ServerRegistry.All,
+        "Id" => Id.Select(id =>
+        {
+            var server = ServerRegistry.All.FirstOrDefault(s => s.Id == id);
+            if (server is null) WriteError(Errors.ServerNotFound(id));
+            return server;
+        }).OfType<MailServer>(),
+        _ => InputObject,
+    };
+}
+
+/// <summary>
+/// Stop-MailServer: a graceful stop; the messages being received and the deliveries in flight
+/// are finished first. A server with open SMTP sessions asks for confirmation unless -Force.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Stop, "MailServer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Server")]
+[OutputType(typeof(MailServer))]
+public sealed class StopMailServerCommand : MailServerActionCommand
+{
     /// <summary>Stop every server of this session.</summary>
     [Parameter(Mandatory = true, ParameterSetName = "All")]
     public SwitchParameter All { get; set; }
@@ -54,28 +74,11 @@ public sealed class StopMailServerCommand : MailOpsCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
     private bool _yesToAll, _noToAll;
 
     protected override void ProcessRecord()
     {
-        IEnumerable<MailServer> servers = ParameterSetName switch
-        {
-            "All" => ServerRegistry.All,
-            "Id" => Id.Select(Find).OfType<MailServer>(),
-            _ => InputObject,
-        };
-        foreach (var server in servers) Stop(server);
-    }
-
-    private MailServer? Find(int id)
-    {
-        var server = ServerRegistry.All.FirstOrDefault(s => s.Id == id);
-        if (server is null)
-            WriteError(new ErrorRecord(new ItemNotFoundException($"No mail server {id} was started in this session."), "ServerNotFound", ErrorCategory.ObjectNotFound, id));
-        return server;
+        foreach (var server in Targets()) Stop(server);
     }
 
     private void Stop(MailServer server)

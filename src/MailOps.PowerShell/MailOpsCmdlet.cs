@@ -176,6 +176,9 @@ internal static class Errors
         new(new UnauthorizedAccessException($"The queue at {path} belongs to another account (a system queue): only that account acts on it (root too goes through it: 'mailops queue' and 'mailops hold' as root switch to it). Submit-MailMessage hands mail to it through its maildrop; mailq lists it through its server."),
             "QueueNotOwned", ErrorCategory.PermissionDenied, path);
 
+    public static ErrorRecord ServerNotFound(int id) =>
+        new(new ItemNotFoundException($"No mail server {id} was started in this session."), "ServerNotFound", ErrorCategory.ObjectNotFound, id);
+
     public static ErrorRecord MessageNotFound(Exception ex, string id) =>
         new(ex, "MessageNotFound", ErrorCategory.ObjectNotFound, id);
 

@@ -12,32 +12,11 @@ namespace MailOps.PowerShell;
 /// </summary>
 [Cmdlet(VerbsData.Update, "MailServer", SupportsShouldProcess = true, DefaultParameterSetName = "Server")]
 [OutputType(typeof(MailServer))]
-public sealed class UpdateMailServerCommand : MailOpsCmdlet
+public sealed class UpdateMailServerCommand : MailServerActionCommand
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Server")]
-    [ValidateNotNull]
-    public MailServer[] InputObject { get; set; } = [];
-
-    [Parameter(Mandatory = true, ParameterSetName = "Id")]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(MailServerIdCompleter))]
-    public int[] Id { get; set; } = [];
-
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
     protected override void ProcessRecord()
     {
-        var servers = ParameterSetName == "Id"
-            ? Id.Select(id => ServerRegistry.All.FirstOrDefault(s => s.Id == id) ?? NotFound(id)).OfType<MailServer>()
-            : InputObject;
-        foreach (var server in servers) Reload(server);
-    }
-
-    private MailServer? NotFound(int id)
-    {
-        WriteError(new ErrorRecord(new ItemNotFoundException($"No mail server {id} was started in this session."), "ServerNotFound", ErrorCategory.ObjectNotFound, id));
-        return null;
+        foreach (var server in Targets()) Reload(server);
     }
 
     private void Reload(MailServer server)

@@ -100,3 +100,79 @@ public static class Programs
 
     public static Task<ProcessResult> MailopsAsync(string? stdin, params string[] args) => RunAsync(Mailops, args, stdin);
 }
+
+/// <summary>
+/// <c>mailops serve</c> as a process for a test: its stderr collected line by line, the port it
+/// got for a 127.0.0.1:0 listener, and a graceful stop (SIGTERM) that the test checks.
+/// </summary>
+public sealed class ServeProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = new();
+    private readonly TaskCompletionSource<int> _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private ServeProcess(IEnumerable<string> args)
+    {
+        _process = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", .. args]))!;
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (_lines) _lines.Add(e.Data);
+            var m = System.Text.RegularExpressions.Regex.Match(e.Data, @"serving on 127\.0\.0\.1:(\d+)");
+            if (m.Success) _serving.TrySetResult(int.Parse(m.Groups[1].Value));
+        };
+        _process.BeginErrorReadLine();
+    }
+
+    /// <summary>Starts <c>mailops serve ARGS</c> and waits (30 s at most) until it serves.</summary>
+    public static async Task<ServeProcess> StartAsync(params string[] args)
+    {
+        var serve = new ServeProcess(args);
+        if (await Task.WhenAny(serve._serving.Task, Task.Delay(30_000)) != serve._serving.Task)
+        {
+            await serve.DisposeAsync();
+            throw new Xunit.Sdk.XunitException("serve did not start:\n" + serve.Log);
+        }
+        return serve;
+    }
+
+    /// <summary>The port of the first 127.0.0.1 listener.</summary>
+    public int Port => _serving.Task.Result;
+    public int Pid => _process.Id;
+
+    /// <summary>Everything it wrote on stderr so far.</summary>
+    public string Log { get { lock (_lines) return string.Join('\n', _lines); } }
+
+    /// <summary>How many stderr lines so far contain <paramref name="text"/>.</summary>
+    public int Count(string text) { lock (_lines) return _lines.Count(l => l.Contains(text)); }
+
+    /// <summary>Sends a signal (kill -NAME).</summary>
+    public void Signal(string name) => Process.Start("kill", [$"-{name}", _process.Id.ToString()])!.WaitForExit();
+
+    /// <summary>Waits until a stderr line contains <paramref name="text"/> <paramref name="times"/> times in all (20 s at most).</summary>
+    public async Task WaitForAsync(string text, int times = 1)
+    {
+        for (int i = 0; i < 400; i++)
+        {
+            if (Count(text) >= times) return;
+            await Task.Delay(50);
+        }
+        throw new Xunit.Sdk.XunitException($"no '{text}' in the log:\n{Log}");
+    }
+
+    /// <summary>SIGTERM, then it must exit within 30 s.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            Signal("TERM");
+            await Task.WhenAny(_process.WaitForExitAsync(), Task.Delay(30_000));
+            bool stopped = _process.HasExited;
+            if (!stopped) _process.Kill();
+            _process.Dispose();
+            if (!stopped) throw new Xunit.Sdk.XunitException("serve did not stop:\n" + Log);
+            return;
+        }
+        _process.Dispose();
+    }
+}

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -34,72 +33,47 @@ public class ReloadTests
         }));
         await WriteConfig([first], ["bob@reload.test"]);
 
-        var log = new List<string>();
-        var serving = new TaskCompletionSource();
-        using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--config", config, "--queue", queue.QueuePath]))!;
-        serve.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (log) log.Add(e.Data);
-            if (e.Data.Contains("serving on")) serving.TrySetResult();
-        };
-        serve.BeginErrorReadLine();
-        string Log() { lock (log) return string.Join('\n', log); }
+        await using var serve = await ServeProcess.StartAsync("--config", config, "--queue", queue.QueuePath);
         async Task HangUpAsync(string expect)
         {
-            int before;
-            lock (log) before = log.Count(l => l.Contains(expect));
-            Process.Start("kill", ["-HUP", serve.Id.ToString()])!.WaitForExit();
-            for (int i = 0; i < 200; i++)
-            {
-                lock (log) if (log.Count(l => l.Contains(expect)) > before) return;
-                await Task.Delay(50);
-            }
-            Assert.Fail($"no '{expect}' after SIGHUP:\n{Log()}");
+            int before = serve.Count(expect);
+            serve.Signal("HUP");
+            await serve.WaitForAsync(expect, before + 1);
         }
         var one = new IPEndPoint(IPAddress.Loopback, first);
         var two = new IPEndPoint(IPAddress.Loopback, second);
-        try
-        {
-            Assert.True(await Task.WhenAny(serving.Task, Task.Delay(30_000)) == serving.Task, "serve did not start:\n" + Log());
-            Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(one, "client.test", "a@client.test", "bob@reload.test", "Subject: 1\r\n\r\nhi\r\n"));
-            Assert.StartsWith("550 5.1.1", await RcptAsync(one, "carol@reload.test"));
-            Assert.Throws<SocketException>(() => new TcpClient().Connect(two));
+        Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(one, "client.test", "a@client.test", "bob@reload.test", "Subject: 1\r\n\r\nhi\r\n"));
+        Assert.StartsWith("550 5.1.1", await RcptAsync(one, "carol@reload.test"));
+        Assert.Throws<SocketException>(() => new TcpClient().Connect(two));
 
-            // A session opened before the reload keeps the settings it started with.
-            using var early = new RawSmtpClient(one);
-            await early.ReplyAsync();
-            await early.SendAsync("EHLO early.test\r\n");
-            await early.ReplyAsync();
+        // A session opened before the reload keeps the settings it started with.
+        using var early = new RawSmtpClient(one);
+        await early.ReplyAsync();
+        await early.SendAsync("EHLO early.test\r\n");
+        await early.ReplyAsync();
 
-            await WriteConfig([first, second], ["bob@reload.test", "carol@reload.test"]);
-            await HangUpAsync("configuration reloaded");
-            Assert.Contains($"(new: 127.0.0.1:{second})", Log());
-            Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(two, "client.test", "a@client.test", "carol@reload.test", "Subject: 2\r\n\r\nhi\r\n"));
-            Assert.StartsWith("250", await RcptAsync(one, "carol@reload.test"));
-            await early.SendAsync("MAIL FROM:<a@client.test>\r\nRCPT TO:<carol@reload.test>\r\n");
-            Assert.StartsWith("250", await early.ReplyAsync());
-            Assert.StartsWith("550 5.1.1", await early.ReplyAsync());
-            await WaitForMaildirAsync(Path.Combine(maildir, "reload.test", "carol", "new"));
+        await WriteConfig([first, second], ["bob@reload.test", "carol@reload.test"]);
+        await HangUpAsync("configuration reloaded");
+        Assert.Contains($"(new: 127.0.0.1:{second})", serve.Log);
+        Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(two, "client.test", "a@client.test", "carol@reload.test", "Subject: 2\r\n\r\nhi\r\n"));
+        Assert.StartsWith("250", await RcptAsync(one, "carol@reload.test"));
+        await early.SendAsync("MAIL FROM:<a@client.test>\r\nRCPT TO:<carol@reload.test>\r\n");
+        Assert.StartsWith("250", await early.ReplyAsync());
+        Assert.StartsWith("550 5.1.1", await early.ReplyAsync());
+        await WaitForMaildirAsync(Path.Combine(maildir, "reload.test", "carol", "new"));
 
-            // A broken configuration changes nothing.
-            await File.WriteAllTextAsync(config, "{ \"Listen\": [\"not an endpoint\"] }");
-            await HangUpAsync("reload refused");
-            Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(two, "client.test", "a@client.test", "carol@reload.test", "Subject: 3\r\n\r\nhi\r\n"));
-            Assert.StartsWith("250", await RcptAsync(one, "bob@reload.test"));
+        // A broken configuration changes nothing.
+        await File.WriteAllTextAsync(config, "{ \"Listen\": [\"not an endpoint\"] }");
+        await HangUpAsync("reload refused");
+        Assert.StartsWith("250", await RawSmtpClient.SendMessageAsync(two, "client.test", "a@client.test", "carol@reload.test", "Subject: 3\r\n\r\nhi\r\n"));
+        Assert.StartsWith("250", await RcptAsync(one, "bob@reload.test"));
 
-            // A listener taken out of the configuration stops accepting.
-            await WriteConfig([second], ["bob@reload.test", "carol@reload.test"]);
-            await HangUpAsync("configuration reloaded");
-            Assert.Contains($"(closed: 127.0.0.1:{first})", Log());
-            Assert.Throws<SocketException>(() => new TcpClient().Connect(one));
-            Assert.StartsWith("250", await RcptAsync(two, "bob@reload.test"));
-        }
-        finally
-        {
-            Process.Start("kill", ["-TERM", serve.Id.ToString()])!.WaitForExit();
-            Assert.True(serve.WaitForExit(30_000), "serve did not stop:\n" + Log());
-        }
+        // A listener taken out of the configuration stops accepting.
+        await WriteConfig([second], ["bob@reload.test", "carol@reload.test"]);
+        await HangUpAsync("configuration reloaded");
+        Assert.Contains($"(closed: 127.0.0.1:{first})", serve.Log);
+        Assert.Throws<SocketException>(() => new TcpClient().Connect(one));
+        Assert.StartsWith("250", await RcptAsync(two, "bob@reload.test"));
     }
 
     /// <summary>The reply to RCPT TO in a fresh session.</summary>

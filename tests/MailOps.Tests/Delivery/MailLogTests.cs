@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -39,22 +38,10 @@ public class MailLogTests
             Users = new[] { new { Name = "alice", PasswordHash = PasswordHash.Create(Secret, iterations: 1000), SendAs = new[] { "*" } } },
         }));
 
-        var log = new List<string>();
-        var serving = new TaskCompletionSource<int>();
-        using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--config", config, "--queue", net.Sender.QueuePath, "--listen", "127.0.0.1:0"]))!;
-        serve.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (log) log.Add(e.Data);
-            var m = Regex.Match(e.Data, @"serving on 127\.0\.0\.1:(\d+)");
-            if (m.Success) serving.TrySetResult(int.Parse(m.Groups[1].Value));
-        };
-        serve.BeginErrorReadLine();
-        string Log() { lock (log) return string.Join('\n', log); }
         string id;
-        try
+        string all;
+        await using (var serve = await ServeProcess.StartAsync("--config", config, "--queue", net.Sender.QueuePath, "--listen", "127.0.0.1:0"))
         {
-            Assert.True(await Task.WhenAny(serving.Task, Task.Delay(30_000)) == serving.Task, "serve did not start:\n" + Log());
             var message = new MimeMessage();
             message.From.Add(MailboxAddress.Parse("alice@log-sender.test"));
             message.To.Add(MailboxAddress.Parse("u@log.test"));
@@ -63,25 +50,20 @@ public class MailLogTests
             message.Body = new TextPart("plain") { Text = "hello" };
             using (var client = new SmtpClient { ServerCertificateValidationCallback = (_, _, _, _) => true, CheckCertificateRevocation = false, LocalDomain = "client.log.test" })
             {
-                await client.ConnectAsync("127.0.0.1", await serving.Task, MailKit.Security.SecureSocketOptions.StartTls);
+                await client.ConnectAsync("127.0.0.1", serve.Port, MailKit.Security.SecureSocketOptions.StartTls);
                 await client.AuthenticateAsync("alice", Secret);
                 await client.SendAsync(message);
                 await client.DisconnectAsync(true);
             }
-            id = await WaitForAsync(() => Lines(Log(), format).FirstOrDefault(e => e.Event == "Deferred")?.Id, "a deferral", Log);
+            id = await WaitForAsync(() => Lines(serve.Log, format).FirstOrDefault(e => e.Event == "Deferred")?.Id, "a deferral", () => serve.Log);
 
             var receiver = await net.StartReceiverAsync("127.0.0.2", c => c.Tls = new TlsSettings { Enabled = true });
             var flush = await Programs.RunAsync(Programs.Mailops, ["flush", "--queue", net.Sender.QueuePath, "--wait"], timeout: TimeSpan.FromSeconds(60));
-            Assert.True(flush.ExitCode == 0, flush + "\n" + Log());
+            Assert.True(flush.ExitCode == 0, flush + "\n" + serve.Log);
             Assert.Single(receiver.Messages());
-            await WaitForAsync(() => Lines(Log(), format).FirstOrDefault(e => e.Event == "Delivered")?.Id, "the delivery", Log);
+            await WaitForAsync(() => Lines(serve.Log, format).FirstOrDefault(e => e.Event == "Delivered")?.Id, "the delivery", () => serve.Log);
+            all = serve.Log;
         }
-        finally
-        {
-            Process.Start("kill", ["-TERM", serve.Id.ToString()])!.WaitForExit();
-            Assert.True(serve.WaitForExit(30_000), "serve did not stop:\n" + Log());
-        }
-        string all = Log();
         Assert.DoesNotContain(Secret, all);
         var lines = Lines(all, format).Where(e => e.Id == id).ToList();
 

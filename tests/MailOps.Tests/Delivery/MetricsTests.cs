@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -35,72 +34,53 @@ public class MetricsTests
             InboundAuthentication = "Off",
             MaildirRoot = Path.Combine(net.Sender.Root, "maildir"),
         }));
-        var log = new List<string>();
-        var serving = new TaskCompletionSource();
-        using var serve = Process.Start(Programs.StartInfo(Programs.Mailops, ["serve", "--config", config, "--queue", net.Sender.QueuePath]))!;
-        serve.ErrorDataReceived += (_, e) =>
+        await using var serve = await ServeProcess.StartAsync("--config", config, "--queue", net.Sender.QueuePath);
+        Assert.Contains($"metrics at http://127.0.0.1:{metricsPort}/metrics", serve.Log);
+        // The workload: 4 messages delivered to a Maildir, one message for 2 recipients at a
+        // destination that is down, and one RCPT refused (5.1.1): 6 SMTP sessions.
+        for (int i = 0; i < 4; i++) await SwaksAsync(smtpPort, "--to", "bob@metrics.test");
+        await SwaksAsync(smtpPort, "--to", "a@far.test,b@far.test");
+        var refused = await Programs.RunAsync("swaks", ["-s", $"127.0.0.1:{smtpPort}", "--from", "alice@metrics.test", "--to", "nobody@metrics.test", "--silent", "2"]);
+        Assert.Contains("550 5.1.1", refused.Stdout + refused.Stderr);
+
+        using var http = new HttpClient();
+        string text = "";
+        var wanted = new Dictionary<string, double>
         {
-            if (e.Data is null) return;
-            lock (log) log.Add(e.Data);
-            if (e.Data.Contains("serving on")) serving.TrySetResult();
+            ["mailops_messages_received_total{origin=\"smtp\"}"] = 5,
+            ["mailops_recipients_delivered_total{route=\"local\"}"] = 4,
+            ["mailops_recipients_deferred_total{route=\"mx\"}"] = 2,
+            ["mailops_delivery_latency_seconds_count{route=\"local\"}"] = 4,
+            ["mailops_smtp_sessions_total{role=\"mx\"}"] = 6,
+            ["mailops_smtp_rejects_total{code=\"550\",command=\"RCPT\",status=\"5.1.1\"}"] = 1,
+            ["mailops_queue_messages{state=\"deferred\"}"] = 1,
+            ["mailops_queue_messages{state=\"queued\"}"] = 0,
+            ["mailops_dns_lookups_total{result=\"ok\",type=\"MX\"}"] = 1,
         };
-        serve.BeginErrorReadLine();
-        string Log() { lock (log) return string.Join('\n', log); }
-        try
+        Dictionary<string, double> samples = new();
+        for (int i = 0; i < 100; i++)
         {
-            Assert.True(await Task.WhenAny(serving.Task, Task.Delay(30_000)) == serving.Task, "serve did not start:\n" + Log());
-            Assert.Contains($"metrics at http://127.0.0.1:{metricsPort}/metrics", Log());
-            // The workload: 4 messages delivered to a Maildir, one message for 2 recipients at a
-            // destination that is down, and one RCPT refused (5.1.1): 6 SMTP sessions.
-            for (int i = 0; i < 4; i++) await SwaksAsync(smtpPort, "--to", "bob@metrics.test");
-            await SwaksAsync(smtpPort, "--to", "a@far.test,b@far.test");
-            var refused = await Programs.RunAsync("swaks", ["-s", $"127.0.0.1:{smtpPort}", "--from", "alice@metrics.test", "--to", "nobody@metrics.test", "--silent", "2"]);
-            Assert.Contains("550 5.1.1", refused.Stdout + refused.Stderr);
-
-            using var http = new HttpClient();
-            string text = "";
-            var wanted = new Dictionary<string, double>
-            {
-                ["mailops_messages_received_total{origin=\"smtp\"}"] = 5,
-                ["mailops_recipients_delivered_total{route=\"local\"}"] = 4,
-                ["mailops_recipients_deferred_total{route=\"mx\"}"] = 2,
-                ["mailops_delivery_latency_seconds_count{route=\"local\"}"] = 4,
-                ["mailops_smtp_sessions_total{role=\"mx\"}"] = 6,
-                ["mailops_smtp_rejects_total{code=\"550\",command=\"RCPT\",status=\"5.1.1\"}"] = 1,
-                ["mailops_queue_messages{state=\"deferred\"}"] = 1,
-                ["mailops_queue_messages{state=\"queued\"}"] = 0,
-                ["mailops_dns_lookups_total{result=\"ok\",type=\"MX\"}"] = 1,
-            };
-            Dictionary<string, double> samples = new();
-            for (int i = 0; i < 100; i++)
-            {
-                text = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
-                samples = Parse(text);
-                if (wanted.All(w => samples.GetValueOrDefault(w.Key) == w.Value)) break;
-                await Task.Delay(200);
-            }
-            foreach (var (name, value) in wanted) Assert.True(samples.GetValueOrDefault(name, double.NaN) == value, $"{name}: want {value}, got {samples.GetValueOrDefault(name, double.NaN)}\n{text}");
-            Assert.True(samples["process_resident_memory_bytes"] > 1_000_000, text);
-            Assert.True(samples["process_cpu_seconds_total"] > 0, text);
-
-            // The queue gauges agree with the queue as mailops lists it.
-            var queue = await Programs.RunAsync(Programs.Mailops, ["queue", "--queue", net.Sender.QueuePath, "--json"]);
-            using (var listed = JsonDocument.Parse(queue.Stdout))
-            {
-                Assert.Equal(samples.Where(s => s.Key.StartsWith("mailops_queue_messages{", StringComparison.Ordinal)).Sum(s => s.Value), listed.RootElement.GetArrayLength());
-                Assert.Equal(listed.RootElement.EnumerateArray().Count(m => m.GetProperty("state").GetString() == "Deferred"), samples["mailops_queue_messages{state=\"deferred\"}"]);
-            }
-
-            // Prometheus' own checker accepts the exposition (it reports style issues on stdout and
-            // format errors with a failing exit code).
-            var check = await Programs.RunAsync("promtool", ["check", "metrics"], stdin: text);
-            Assert.True(check.ExitCode == 0, check + "\n" + text);
+            text = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+            samples = Parse(text);
+            if (wanted.All(w => samples.GetValueOrDefault(w.Key) == w.Value)) break;
+            await Task.Delay(200);
         }
-        finally
+        foreach (var (name, value) in wanted) Assert.True(samples.GetValueOrDefault(name, double.NaN) == value, $"{name}: want {value}, got {samples.GetValueOrDefault(name, double.NaN)}\n{text}");
+        Assert.True(samples["process_resident_memory_bytes"] > 1_000_000, text);
+        Assert.True(samples["process_cpu_seconds_total"] > 0, text);
+
+        // The queue gauges agree with the queue as mailops lists it.
+        var queue = await Programs.RunAsync(Programs.Mailops, ["queue", "--queue", net.Sender.QueuePath, "--json"]);
+        using (var listed = JsonDocument.Parse(queue.Stdout))
         {
-            Process.Start("kill", ["-TERM", serve.Id.ToString()])!.WaitForExit();
-            Assert.True(serve.WaitForExit(30_000), "serve did not stop:\n" + Log());
+            Assert.Equal(samples.Where(s => s.Key.StartsWith("mailops_queue_messages{", StringComparison.Ordinal)).Sum(s => s.Value), listed.RootElement.GetArrayLength());
+            Assert.Equal(listed.RootElement.EnumerateArray().Count(m => m.GetProperty("state").GetString() == "Deferred"), samples["mailops_queue_messages{state=\"deferred\"}"]);
         }
+
+        // Prometheus' own checker accepts the exposition (it reports style issues on stdout and
+        // format errors with a failing exit code).
+        var check = await Programs.RunAsync("promtool", ["check", "metrics"], stdin: text);
+        Assert.True(check.ExitCode == 0, check + "\n" + text);
     }
 
     private static async Task SwaksAsync(int port, params string[] to)
