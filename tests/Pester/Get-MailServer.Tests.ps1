@@ -30,8 +30,7 @@ Describe 'Get-MailServer' {
     }
 
     It 'counts what a server received and delivered, and serves the same counts to Prometheus' {
-        $probe = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
-        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        $port = Get-FreePort
         $countingQueue = New-TestQueuePath
         $counting = Start-MailServer -QueuePath $countingQueue -Listen 127.0.0.1:0 -NoTls -HostName count.test -LocalDomain count.test -Mailbox 'bob@count.test' -Metrics "127.0.0.1:$port"
         try {

@@ -3,6 +3,12 @@
 $script:RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '..' '..')).Path
 Import-Module (Join-Path $script:RepoRoot 'MailOps.psd1') -Force
 
+# A loopback port nothing listens on at this moment.
+function Get-FreePort {
+    $probe = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+    $probe.Start(); try { $probe.LocalEndpoint.Port } finally { $probe.Stop() }
+}
+
 function New-TestQueuePath {
     Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
 }

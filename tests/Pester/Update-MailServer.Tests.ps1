@@ -1,10 +1,6 @@
 #Requires -Version 7.4
 BeforeAll {
     . $PSScriptRoot/MailOps.TestHelpers.ps1
-    function Get-FreePort {
-        $probe = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
-        $probe.Start(); try { $probe.LocalEndpoint.Port } finally { $probe.Stop() }
-    }
     function Set-TestConfig([string] $Path, [int[]] $Ports, [string[]] $Mailboxes) {
         @{
             HostName = 'update.test'; LocalDomains = @('update.test'); Mailboxes = $Mailboxes
