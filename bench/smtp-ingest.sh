@@ -43,5 +43,14 @@ export COUNT_CMD_MAILOPS="ls $queue/env | wc -l"
 # exactly MSGS, and mass deletes (this filesystem is mounted with online discard) leave kernel
 # work behind that slows whichever repetition follows. RESET=delete restores the default.
 if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_POSTFIX=true RESET_CMD_MAILOPS=true
-else export RESET_CMD_MAILOPS="find $queue/env $queue/mess $queue/journal -type f -delete"; fi
+else
+    export RESET_CMD_MAILOPS="find $queue/env $queue/mess $queue/journal $queue/index -type f -delete"
+    # SETTLE=S: after emptying both queues, sync and wait S seconds before the repetition, so the
+    # file system has finished with the deletes (online discard) before the clock starts.
+    if [ "${SETTLE:-0}" != 0 ]; then
+        . "$MTABENCH/lib.sh"
+        export RESET_CMD_POSTFIX="postsuper -c '$PF_CONF' -d ALL >/dev/null 2>&1; sync; sleep $SETTLE"
+        export RESET_CMD_MAILOPS="$RESET_CMD_MAILOPS; sync; sleep $SETTLE"
+    fi
+fi
 "$MTABENCH/ingest.sh" "${targets[@]}"
