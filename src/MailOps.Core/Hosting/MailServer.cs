@@ -114,7 +114,9 @@ public sealed class MailServer : IAsyncDisposable
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { log.LogWarning("cannot publish the maildrop's size limit: {Error}", ex.Message); }
             }
         }
-        _run = RunAsync();
+        // On the thread pool, never on the caller's SynchronizationContext: a caller whose context
+        // is busy (a UI thread, a test runner with every thread taken) must not hold up delivery.
+        _run = Task.Run(RunAsync);
     }
 
     /// <summary>A message came into the queue (over SMTP, from a submission or the maildrop) while this server runs; raised when the server first sees it.</summary>
@@ -310,7 +312,6 @@ public sealed class MailServer : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        await Task.Yield();
         var stopRequested = Task.Delay(Timeout.Infinite, _stop.Token);
         var delivering = Delivery ? _scheduler.RunAsync(_trigger, _stop.Token) : stopRequested;
         var pickingUp = _pickup is not null && OperatingSystem.IsLinux() ? _pickup.RunAsync(_trigger, _stop.Token) : Task.CompletedTask;

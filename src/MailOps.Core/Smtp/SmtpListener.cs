@@ -271,7 +271,7 @@ public sealed class SmtpListener : IAsyncDisposable
     {
         lock (_gate)
         {
-            return _stopTask ??= StopCoreAsync(grace);
+            return _stopTask ??= Task.Run(() => StopCoreAsync(grace)); // off the caller's thread and SynchronizationContext
         }
     }
 
@@ -282,7 +282,6 @@ public sealed class SmtpListener : IAsyncDisposable
 
     private async Task StopCoreAsync(TimeSpan grace)
     {
-        await Task.Yield();
         _server.Logger.LogInformation(SmtpEvents.Stopping, "Stopping; {Count} sessions in progress", ActiveSessions);
         _stopping.Cancel();
         Socket[] listening;
