@@ -176,3 +176,39 @@ public sealed class ServeProcess : IAsyncDisposable
         _process.Dispose();
     }
 }
+
+/// <summary>
+/// Ports for test servers: chosen below the kernel's ephemeral range (32768-60999 here), so that
+/// no client socket of a test running alongside can take one between the probe and the server's
+/// bind, and never the same port twice in one test run.
+/// </summary>
+public static class TestPorts
+{
+    private static readonly HashSet<int> Given = new();
+
+    /// <summary>A port free for TCP (and UDP, with <paramref name="udp"/>) on every address in <paramref name="ips"/> (127.0.0.1 when none).</summary>
+    public static int Free(string[]? ips = null, bool udp = false)
+    {
+        ips = ips is { Length: > 0 } ? ips : ["127.0.0.1"];
+        for (int attempt = 0; attempt < 200; attempt++)
+        {
+            int port = Random.Shared.Next(20000, 32700);
+            lock (Given) if (Given.Contains(port)) continue;
+            bool free = true;
+            foreach (var ip in ips)
+            {
+                try
+                {
+                    using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+                        udp ? System.Net.Sockets.SocketType.Dgram : System.Net.Sockets.SocketType.Stream, udp ? System.Net.Sockets.ProtocolType.Udp : System.Net.Sockets.ProtocolType.Tcp);
+                    s.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(ip), port));
+                }
+                catch (System.Net.Sockets.SocketException) { free = false; break; }
+            }
+            if (!free) continue;
+            lock (Given) if (!Given.Add(port)) continue;
+            return port;
+        }
+        throw new InvalidOperationException("no free port");
+    }
+}

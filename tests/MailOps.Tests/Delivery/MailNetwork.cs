@@ -186,25 +186,7 @@ internal sealed class MailNetwork : IAsyncDisposable
         throw new InvalidOperationException($"nothing listens on {ip}:{port}");
     }
 
-    internal static int FreePortOnAll(string[] ips, bool udp = false)
-    {
-        for (int attempt = 0; attempt < 50; attempt++)
-        {
-            int port = Random.Shared.Next(20000, 60000);
-            bool free = true;
-            foreach (var ip in ips)
-            {
-                try
-                {
-                    using var s = new Socket(AddressFamily.InterNetwork, udp ? SocketType.Dgram : SocketType.Stream, udp ? ProtocolType.Udp : ProtocolType.Tcp);
-                    s.Bind(new IPEndPoint(IPAddress.Parse(ip), port));
-                }
-                catch (SocketException) { free = false; break; }
-            }
-            if (free) return port;
-        }
-        throw new InvalidOperationException("no free port");
-    }
+    internal static int FreePortOnAll(string[] ips, bool udp = false) => TestPorts.Free(ips, udp);
 
     public async ValueTask DisposeAsync()
     {

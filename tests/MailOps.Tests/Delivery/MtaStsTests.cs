@@ -52,7 +52,7 @@ public sealed class MtaStsTests
         var good = await net.StartReceiverAsync("127.0.0.2", c => c.Tls = new TlsSettings { CertificatePath = TestCa.WritePfx(goodCertificate, Path.Combine(root, "good.pfx")) });
         var bad = await net.StartReceiverAsync("127.0.0.3", c => c.Tls = new TlsSettings { CertificatePath = TestCa.WritePfx(wrongCertificate, Path.Combine(root, "wrong.pfx")) });
 
-        int port = FreePort();
+        int port = TestPorts.Free([PolicyHost]);
         using var policyHost = StartPolicyHost(root, policies, port);
         await WaitForReadyAsync(policyHost);
         MtaStsResolver.HttpsPort = port;
@@ -130,12 +130,6 @@ public sealed class MtaStsTests
         if (line != "READY") Assert.Fail("the peer did not start: " + line + await process.StandardError.ReadToEndAsync());
     }
 
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Parse(PolicyHost), 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
 }
 
 /// <summary>MtaStsResolver.HttpsPort is process-wide: tests that set it do not run side by side.</summary>

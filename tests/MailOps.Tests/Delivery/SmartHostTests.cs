@@ -33,7 +33,7 @@ public sealed class SmartHostTests : IAsyncLifetime
         string certPem = Path.Combine(_q.Root, "relay.pem"), keyPem = Path.Combine(_q.Root, "relay.key");
         TestCa.WritePem(leaf, certPem, keyPem);
 
-        (_starttls, _implicit, _plain) = (FreePort(), FreePort(), FreePort());
+        (_starttls, _implicit, _plain) = (TestPorts.Free(), TestPorts.Free(), TestPorts.Free());
         var start = Programs.StartInfo("/usr/bin/python3", [Path.Combine(Programs.RepoRoot, "tests", "peers", "provider.py"),
             "--cert", certPem, "--key", keyPem, "--dir", Received, "--starttls-port", _starttls.ToString(), "--implicit-port", _implicit.ToString(),
             "--plain-port", _plain.ToString(), "--user", "app", "--password", "s3cret", "--xoauth2-token", "ya29.token-1", "--lifetime", "300", "--watch-stdin"]);
@@ -49,12 +49,6 @@ public sealed class SmartHostTests : IAsyncLifetime
         }
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
 
     private string Credentials(string password)
     {

@@ -36,7 +36,7 @@ public sealed class SystemInstallation : IDisposable
         Account = "mot" + tag;
         Directory.CreateDirectory(Root);
         File.SetUnixFileMode(Root, (UnixFileMode)0x1ed); // 0755: the users pass through to its programs
-        Port = FreePort();
+        Port = TestPorts.Free();
         var result = Run(Path.Combine(Published, "mailops"), "install", "--root", Root, "--user", Account, "--drop-group", Account + "-drop",
             "--listen", $"127.0.0.1:{Port}", "--hostname", "mail.test");
         Assert.True(result.ExitCode == 0, "install: " + result);
@@ -105,12 +105,6 @@ public sealed class SystemInstallation : IDisposable
     public static ProcessResult RunAs(string user, string stdin, string program, params string[] args) =>
         Programs.RunAsync("runuser", ["-u", user, "--", program, .. args], stdin, null, TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
 
     public void Dispose()
     {
