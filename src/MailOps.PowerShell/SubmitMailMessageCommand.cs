@@ -123,7 +123,7 @@ public sealed class SubmitMailMessageCommand : ComposeMailCommand
                 WriteVerbose($"{target}: handed to the maildrop of {_maildropQueue}; its server queues it.");
                 return;
             }
-            string id = Bridge(MessageSubmitter.SubmitAsync(_store!, message.Content, new SubmissionRequest
+            var committed = Bridge(MessageSubmitter.SubmitEnvelopeAsync(_store!, message.Content, new SubmissionRequest
             {
                 Sender = Sender ?? message.HeaderSender,
                 Recipients = Recipient,
@@ -134,7 +134,7 @@ public sealed class SubmitMailMessageCommand : ComposeMailCommand
                 PlusDomain = config.PlusDomain,
                 MaxMessageSize = config.MaxMessageSize,
             }, Cancellation));
-            WriteObject(_store!.Find(id));
+            WriteObject(_store!.Committed(committed));
         }
         catch (Exception ex) when (ex is SubmissionException or HeaderInjectionException or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
         {

@@ -27,6 +27,17 @@ Describe 'Submit-MailMessage' {
         Get-Content $file.FullName -Raw | Should -Not -Match 'dave@example.net'
     }
 
+    It 'returns every message it queued, even one the server delivered at once' {
+        $server = Start-MailServer -QueuePath $queue -Listen 127.0.0.1:0 -NoTls -HostName fast.test -LocalDomain fast.test -Mailbox 'bob@fast.test'
+        try {
+            # Local delivery can retire a message before the cmdlet reads it back.
+            $returned = foreach ($i in 1..100) { Submit-MailMessage -QueuePath $queue -From 'a@fast.test' -To 'bob@fast.test' -Subject "fast $i" -Body 'hi' }
+            @($returned | Where-Object { $null -ne $_ }).Count | Should -Be 100
+            ($returned.Subject | Select-Object -Unique).Count | Should -Be 100
+        }
+        finally { $server | Stop-MailServer }
+    }
+
     It 'takes MimeKit messages from the pipeline' {
         $message = New-TestMimeMessage -From 'alice@example.com' -To 'bob@example.org' -Subject 'from mimekit'
         $mail = $message | Submit-MailMessage -QueuePath $queue -Force

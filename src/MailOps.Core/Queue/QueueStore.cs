@@ -148,6 +148,13 @@ public sealed class QueueStore : IDisposable
         catch (DirectoryNotFoundException) { return null; }
     }
 
+    /// <summary>
+    /// The message just committed with <paramref name="committed"/>, as listed now; when a server
+    /// has already delivered it and it left the queue, as it was committed.
+    /// </summary>
+    public QueuedMail Committed(Envelope committed) =>
+        Find(committed.Id) ?? new QueuedMail(committed, active: false, Clock.GetUtcNow(), QueuePath);
+
     /// <summary>The message as listed, or null when it is not queued.</summary>
     public QueuedMail? Find(string id)
     {

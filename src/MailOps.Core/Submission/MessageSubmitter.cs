@@ -69,8 +69,14 @@ public static class MessageSubmitter
     private const int MaxHeaderBlock = 1024 * 1024;
     private const int MaxHeaderLine = 8 * 1024;
 
+    /// <returns>The queue id.</returns>
     /// <exception cref="SubmissionException">With the kind that says whose fault it is. Nothing was queued.</exception>
-    public static async Task<string> SubmitAsync(QueueStore store, Stream input, SubmissionRequest request, CancellationToken cancellationToken = default)
+    public static async Task<string> SubmitAsync(QueueStore store, Stream input, SubmissionRequest request, CancellationToken cancellationToken = default) =>
+        (await SubmitEnvelopeAsync(store, input, request, cancellationToken).ConfigureAwait(false)).Id;
+
+    /// <returns>The envelope as committed (its Id set): what was queued, even if a server has delivered it since.</returns>
+    /// <exception cref="SubmissionException">With the kind that says whose fault it is. Nothing was queued.</exception>
+    public static async Task<Envelope> SubmitEnvelopeAsync(QueueStore store, Stream input, SubmissionRequest request, CancellationToken cancellationToken = default)
     {
         string sender = ResolveSender(request);
         var recipients = new List<EnvelopeAddress>();
@@ -126,7 +132,8 @@ public static class MessageSubmitter
                 throw new SubmissionException(SubmissionErrorKind.BadMessage, $"Message is {message.Length} octets, over the limit of {request.MaxMessageSize}.");
             // Local submission is a trusted source: signed when the From: domain has a DKIM key.
             await message.SignDkimAsync(new Dkim.DkimKeys(store.QueuePath), cancellationToken).ConfigureAwait(false);
-            return await message.CommitAsync(envelope, cancellationToken).ConfigureAwait(false);
+            await message.CommitAsync(envelope, cancellationToken).ConfigureAwait(false);
+            return envelope;
         }
         catch (QueueFailureException ex)
         {
