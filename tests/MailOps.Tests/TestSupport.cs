@@ -212,3 +212,20 @@ public static class TestPorts
         throw new InvalidOperationException("no free port");
     }
 }
+
+/// <summary>The configuration of an in-process server that delivers mail for self.test into Maildirs, with no DNS and no TLS.</summary>
+public static class LocalServer
+{
+    public static MailOps.Core.Config.MailOpsConfig Config(string queuePath, string maildir, params string[] mailboxes) => new()
+    {
+        HostName = "mx.self.test",
+        QueuePath = queuePath,
+        LocalDomains = ["self.test"],
+        Mailboxes = [.. mailboxes],
+        MaildirRoot = maildir,
+        Listen = ["127.0.0.1:0"],
+        DnsServers = ["127.0.0.1:9"],
+        Tls = new MailOps.Core.Config.TlsSettings { Enabled = false },
+        InboundAuthentication = "Off",
+    };
+}

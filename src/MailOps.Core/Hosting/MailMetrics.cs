@@ -20,7 +20,7 @@ public sealed class MailMetrics : IDisposable
     private readonly Meter _meter;
     private readonly Counter<long> _received, _delivered, _deferred, _bounced, _sessions, _rejects, _tls;
     private readonly Histogram<double> _latency, _attempt;
-    private readonly Func<IReadOnlyList<QueuedMail>> _listQueue;
+    private readonly Func<IEnumerable<QueuedMail>> _listQueue;
     private MeterProvider? _provider;
 
     private long _receivedCount, _deliveredCount, _deferredCount, _bouncedCount, _sessionCount, _rejectCount;
@@ -29,7 +29,7 @@ public sealed class MailMetrics : IDisposable
     private (long Stamp, Dictionary<MessageState, int> ByState, double OldestSeconds) _queue;
     private readonly object _queueGate = new();
 
-    internal MailMetrics(Func<IReadOnlyList<QueuedMail>> listQueue)
+    internal MailMetrics(Func<IEnumerable<QueuedMail>> listQueue)
     {
         _listQueue = listQueue;
         _meter = new Meter($"MailOps.Server.{Interlocked.Increment(ref s_lastMeter)}", typeof(MailMetrics).Assembly.GetName().Version?.ToString());

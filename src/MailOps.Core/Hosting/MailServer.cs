@@ -180,7 +180,7 @@ public sealed class MailServer : IAsyncDisposable
         var store = QueueStore.Open(queuePath, new QueueStoreOptions { JournalRetention = config.JournalRetention });
         IDisposable? serverLock = null;
         SmtpListener? listener = null;
-        var metrics = new MailMetrics(() => store.List());
+        var metrics = new MailMetrics(() => store.Stream());
         try
         {
             serverLock = store.TryAcquireServerLock()

@@ -4,7 +4,6 @@ using System.Numerics;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using System.Text.RegularExpressions;
 
 namespace MailOps.Core.Queue;
 
@@ -229,15 +228,9 @@ public static class MailLog
         return found;
     }
 
-    /// <summary>Turns a * and ? pattern into a whole-string, case-insensitive test.</summary>
-    internal static Func<string?, bool>? Pattern(string? pattern)
-    {
-        if (string.IsNullOrEmpty(pattern)) return null;
-        if (pattern.IndexOfAny(['*', '?']) < 0) return s => string.Equals(s, pattern, StringComparison.OrdinalIgnoreCase);
-        var regex = new Regex("^" + Regex.Escape(pattern).Replace(@"\*", ".*").Replace(@"\?", ".") + "$",
-            RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline);
-        return s => s is not null && regex.IsMatch(s);
-    }
+    /// <summary>A * and ? pattern as a whole-string, case-insensitive test (the queue's <see cref="Wildcard"/>); null for no pattern.</summary>
+    private static Func<string?, bool>? Pattern(string? pattern) =>
+        string.IsNullOrEmpty(pattern) ? null : s => s is not null && Wildcard.IsMatch(s, pattern);
 
     private sealed class Matcher
     {
@@ -253,15 +246,10 @@ public static class MailLog
             _recipient = Pattern(query.Recipient);
             _messageId = Pattern(query.MessageId?.Trim().Trim('<', '>'));
             _id = Pattern(query.Id);
-            string? literal = new[] { query.Id, query.MessageId?.Trim().Trim('<', '>'), query.Recipient, query.Sender }
-                .SelectMany(p => (p ?? "").Split('*', '?'))
-                .Where(l => l.Length >= 3 && !l.Contains('"') && !l.Contains('\\'))
-                .OrderByDescending(l => l.Length).FirstOrDefault();
-            if (literal is null && query.Events is { Count: 1 } one)
-                literal = $"\"event\":\"{one.First()}\"";
-            if (literal is not null)
+            _needle = Wildcard.Needle([query.Id, query.MessageId?.Trim().Trim('<', '>'), query.Recipient, query.Sender]);
+            if (_needle is null && query.Events is { Count: 1 } one)
             {
-                _needle = Encoding.UTF8.GetBytes(literal);
+                _needle = Encoding.UTF8.GetBytes($"\"event\":\"{one.First()}\"");
                 ToLowerAscii(_needle, _needle);
             }
         }

@@ -108,24 +108,7 @@ public sealed class QueueFilter
     /// longest run of letters, digits and . @ _ - in the sender, recipient, domain or id pattern
     /// (characters JSON may escape are left out). Null when there is none worth searching for.
     /// </summary>
-    internal byte[]? Needle()
-    {
-        var candidates = new List<string?> { Sender, Recipient, Domain };
-        if (IdPatterns is { Count: 1 } one) candidates.Add(one.First());
-        string? best = null;
-        foreach (var pattern in candidates)
-        {
-            if (pattern is null) continue;
-            int start = 0;
-            for (int i = 0; i <= pattern.Length; i++)
-            {
-                if (i < pattern.Length && (char.IsAsciiLetterOrDigit(pattern[i]) || pattern[i] is '.' or '@' or '_' or '-')) continue;
-                if (i - start > (best?.Length ?? 2)) best = pattern[start..i];
-                start = i + 1;
-            }
-        }
-        return best is null ? null : System.Text.Encoding.ASCII.GetBytes(best.ToLowerInvariant());
-    }
+    internal byte[]? Needle() => Wildcard.Needle([Sender, Recipient, Domain, IdPatterns is { Count: 1 } one ? one.First() : null]);
 
     internal bool Matches(QueuedMail m)
     {
@@ -141,6 +124,28 @@ public sealed class QueueFilter
 
 internal static class Wildcard
 {
+    /// <summary>
+    /// Lower-case ASCII bytes that any text matching one of <paramref name="patterns"/> (all of
+    /// which must match) contains: the longest run of at least three letters, digits and . @ _ -
+    /// (characters JSON may escape are left out). Null when there is none.
+    /// </summary>
+    public static byte[]? Needle(IEnumerable<string?> patterns)
+    {
+        string? best = null;
+        foreach (var pattern in patterns)
+        {
+            if (pattern is null) continue;
+            int start = 0;
+            for (int i = 0; i <= pattern.Length; i++)
+            {
+                if (i < pattern.Length && (char.IsAsciiLetterOrDigit(pattern[i]) || pattern[i] is '.' or '@' or '_' or '-')) continue;
+                if (i - start > (best?.Length ?? 2)) best = pattern[start..i];
+                start = i + 1;
+            }
+        }
+        return best is null ? null : System.Text.Encoding.ASCII.GetBytes(best.ToLowerInvariant());
+    }
+
     /// <summary>Case-insensitive match with '*' (any run) and '?' (one character).</summary>
     public static bool IsMatch(string text, string pattern)
     {

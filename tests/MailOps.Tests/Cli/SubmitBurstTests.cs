@@ -1,4 +1,3 @@
-using MailOps.Core.Config;
 using MailOps.Core.Hosting;
 
 namespace MailOps.Tests.Cli;
@@ -18,17 +17,7 @@ public sealed class SubmitBurstTests
     {
         using var temp = new TempQueue();
         string maildir = Path.Combine(temp.Root, "maildir");
-        await using var server = MailServer.Start(new MailOpsConfig
-        {
-            HostName = "mx.self.test",
-            QueuePath = temp.QueuePath,
-            LocalDomains = ["self.test"],
-            Mailboxes = ["alice@self.test"],
-            MaildirRoot = maildir,
-            Listen = ["127.0.0.1:0"],
-            DnsServers = ["127.0.0.1:9"],
-            Tls = new TlsSettings { Enabled = false },
-        });
+        await using var server = MailServer.Start(LocalServer.Config(temp.QueuePath, maildir, "alice@self.test"));
         string box = Path.Combine(maildir, "self.test", "alice", "new");
         int Delivered() => Directory.Exists(box) ? Directory.GetFiles(box).Length : 0;
         var env = new Dictionary<string, string?> { ["MAILOPS_QUEUE"] = temp.QueuePath };

@@ -1,4 +1,3 @@
-using MailOps.Core.Config;
 using MailOps.Core.Hosting;
 using MailOps.Core.Queue;
 
@@ -109,18 +108,7 @@ public class QueueIndexTests
         var queued = new HashSet<string>(Directory.GetFiles(Path.Combine(q.QueuePath, "env")).Select(Path.GetFileName)!);
 
         MailServer.IndexCompactionInterval = TimeSpan.FromMilliseconds(200);
-        await using var server = MailServer.Start(new MailOpsConfig
-        {
-            HostName = "mx.self.test",
-            QueuePath = q.QueuePath,
-            LocalDomains = ["self.test"],
-            Mailboxes = ["alice0@self.test", "alice1@self.test", "alice2@self.test"],
-            MaildirRoot = maildir,
-            Listen = ["127.0.0.1:0"],
-            DnsServers = ["127.0.0.1:9"],
-            Tls = new TlsSettings { Enabled = false },
-            InboundAuthentication = "Off",
-        });
+        await using var server = MailServer.Start(LocalServer.Config(q.QueuePath, maildir, "alice0@self.test", "alice1@self.test", "alice2@self.test"));
         using var reader = q.Open(); // another store, as another process would have
         int listings = 0, last = Count;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

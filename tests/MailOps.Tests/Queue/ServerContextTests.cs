@@ -1,4 +1,3 @@
-using MailOps.Core.Config;
 using MailOps.Core.Hosting;
 
 namespace MailOps.Tests.Queue;
@@ -29,18 +28,7 @@ public class ServerContextTests
         MailServer server;
         try
         {
-            server = MailServer.Start(new MailOpsConfig
-            {
-                HostName = "mx.self.test",
-                QueuePath = q.QueuePath,
-                LocalDomains = ["self.test"],
-                Mailboxes = ["alice@self.test"],
-                MaildirRoot = maildir,
-                Listen = ["127.0.0.1:0"],
-                DnsServers = ["127.0.0.1:9"],
-                Tls = new TlsSettings { Enabled = false },
-                InboundAuthentication = "Off",
-            });
+            server = MailServer.Start(LocalServer.Config(q.QueuePath, maildir, "alice@self.test"));
         }
         finally
         {
