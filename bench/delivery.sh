@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Delivery benchmark (issue 4): a preloaded queue of N messages (4 KiB) delivered to Postfix's
+# Delivery benchmark (issues 4, 17): a preloaded queue of N messages (4 KiB) delivered to Postfix's
 # smtp-sink on loopback, MailOps and Postfix side by side in one run, repetitions interleaved.
 #  - Postfix: ../shared/tools/mtabench/delivery.sh with REPS=1 (preload N into hold via smtpd,
 #    then clock from "postsuper -H ALL; postqueue -f" until smtp-sink counted N more).
-#  - MailOps: preload N through `mailops serve --no-delivery` with the same smtp-source command
-#    (count checked), stop it, sync, then clock from starting `mailops serve` (delivery on,
-#    SmartHost = the sink) until smtp-sink counted N more; the queue must then drain.
-#    Process start-up, the sweep and the first queue scan are inside MailOps' time.
-# Bounded: N per rep, REPS, TIMEOUT per rep. Loopback only (127.0.0.1).
+#  - MailOps, measured the same way ("release"): preload N held through `mailops serve
+#    --no-delivery --hold-incoming` with the same smtp-source command (count checked), start
+#    `mailops serve` (delivery on, SmartHost = the sink) over the held queue, then clock from
+#    `mailops release --all` until smtp-sink counted N more; the queue must then drain.
+#  - MailOps from a cold start ("cold"): preload N (not held), stop, sync, then clock from starting
+#    `mailops serve` until the sink counted N more: process start-up, the sweep and the first
+#    queue scan are inside the time.
+# MODES="release cold" picks the MailOps measurements. Bounded: N per rep, REPS, TIMEOUT per rep.
+# Loopback only (127.0.0.1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MTABENCH=${MTABENCH:-$(cd ../shared/tools/mtabench && pwd)}
 . "$MTABENCH/lib.sh"
-N=${N:-5000}; SIZE=${SIZE:-4096}; SESSIONS=${SESSIONS:-20}; REPS=${REPS:-3}; TIMEOUT=${TIMEOUT:-300}
+N=${N:-20000}; SIZE=${SIZE:-4096}; SESSIONS=${SESSIONS:-20}; REPS=${REPS:-3}; TIMEOUT=${TIMEOUT:-300}
+MODES=${MODES:-release cold}
 PORT=${PORT:-2600}
 BENCH_DIR=${BENCH_DIR:-/tmp/mailops-delivery-bench}
 rm -rf "$BENCH_DIR"; mkdir -p "$BENCH_DIR"
@@ -46,19 +51,27 @@ start_serve() {   # $@: extra serve options; waits for "serving on"
 stop_serve() { kill -TERM "$serve"; wait "$serve" 2>/dev/null; serve=""; }
 queued() { ls "$BENCH_DIR/queue/env" 2>/dev/null | wc -l; }
 
-run_mailops() {   # $1 label, $2 binary: preload N, then clock a server delivering them to the sink
-    local label=$1 bin=$2 c0 t0 t1 t2 end got left wall rt chk
+run_mailops() {   # $1 label, $2 binary, $3 mode (release|cold): preload N, then clock a server delivering them to the sink
+    local label=$1 bin=$2 mode=$3 c0 t0 t1 t2 end got left wall rt chk hold=()
     mailops=$bin
     rm -rf "$BENCH_DIR/queue"
-    start_serve --no-delivery
+    [ "$mode" = release ] && hold=(--hold-incoming)
+    start_serve --no-delivery "${hold[@]}"
     timeout "$TIMEOUT" smtp-source -s "$SESSIONS" -m "$N" -l "$SIZE" -d -M client.bench.test \
-        -f bench@client.bench.test -t user@bench.test "127.0.0.1:$PORT" > "$BENCH_DIR/smtp-source.out" 2>&1 || { echo "  $label rep $r: preload failed"; err=1; stop_serve; return; }
+        -f bench@client.bench.test -t user@bench.test "127.0.0.1:$PORT" > "$BENCH_DIR/smtp-source.out" 2>&1 || { echo "  $label $mode rep $r: preload failed"; err=1; stop_serve; return; }
     stop_serve
-    [ "$(queued)" -eq "$N" ] || { echo "  $label rep $r: queue has $(queued), expected $N"; err=1; return; }
+    [ "$(queued)" -eq "$N" ] || { echo "  $label $mode rep $r: queue has $(queued), expected $N"; err=1; return; }
     sync
     c0=$("$MTABENCH/sink.sh" count "$SINK_PORT")
-    t0=$(now)
-    start_serve
+    if [ "$mode" = release ]; then
+        start_serve
+        sleep 1
+        t0=$(now)
+        "$mailops" release --all --queue "$BENCH_DIR/queue" > /dev/null || { echo "  $label $mode rep $r: release failed"; err=1; }
+    else
+        t0=$(now)
+        start_serve
+    fi
     end=$(( $(date +%s) + TIMEOUT ))
     while [ $(( $("$MTABENCH/sink.sh" count "$SINK_PORT") - c0 )) -lt "$N" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.01; done
     t1=$(now); got=$(( $("$MTABENCH/sink.sh" count "$SINK_PORT") - c0 ))
@@ -67,12 +80,12 @@ run_mailops() {   # $1 label, $2 binary: preload N, then clock a server deliveri
     stop_serve
     wall=$(elapsed "$t0" "$t1"); rt=$(rate "$got" "$wall")
     chk=OK; { [ "$got" -eq "$N" ] && [ "$left" -eq 0 ]; } || { chk="MISMATCH (sink +$got, queue left $left)"; err=1; }
-    if [ "$chk" = OK ]; then if [ "$label" = mailops ]; then mo_rates+="$rt "; else bl_rates+="$rt "; fi; fi
-    printf '  %s rep %d: %d msgs delivered in %8.3f s = %8.1f msg/s  (queue empty at %.3f s) %s\n' "$label" "$r" "$got" "$wall" "$rt" "$(elapsed "$t0" "$t2")" "$chk"
+    [ "$chk" = OK ] && rates["$label $mode"]+="$rt "
+    printf '  %s %s rep %d: %d msgs delivered in %8.3f s = %8.1f msg/s  (queue empty at %.3f s) %s\n' "$label" "$mode" "$r" "$got" "$wall" "$rt" "$(elapsed "$t0" "$t2")" "$chk"
 }
 
 echo "# delivery $(date -u +%FT%TZ) N=$N size=$SIZE reps=$REPS -> smtp-sink 127.0.0.1:$SINK_PORT; $(conditions)"
-mo_rates=""; pf_rates=""; bl_rates=""; err=0
+declare -A rates; pf_rates=""; err=0
 for ((r=1; r<=REPS; r++)); do
     # Postfix
     out=$(N=$N SIZE=$SIZE SESSIONS=$SESSIONS REPS=1 TIMEOUT=$TIMEOUT "$MTABENCH/delivery.sh" 2>&1)
@@ -81,14 +94,15 @@ for ((r=1; r<=REPS; r++)); do
     grep -q "OK" <<<"$line" && pf_rates+="$rt " || err=1
 
     # MailOps (and, with BASELINE=<rev>, the version before the change, right after it)
-    run_mailops mailops "$current_mailops"
-    [ -n "$baseline_mailops" ] && run_mailops baseline "$baseline_mailops"
+    for mode in $MODES; do
+        run_mailops mailops "$current_mailops" "$mode"
+        [ -n "$baseline_mailops" ] && run_mailops baseline "$baseline_mailops" "$mode"
+    done
 done
-pf=$(printf '%s\n' $pf_rates | stats); mo=$(printf '%s\n' $mo_rates | stats)
-pf_med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$pf"); mo_med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$mo")
+pf=$(printf '%s\n' $pf_rates | stats); pf_med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$pf")
 echo "RESULT delivery postfix $pf"
-echo "RESULT delivery mailops $mo ratio_vs_postfix=$(awk -v a="$mo_med" -v b="$pf_med" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }') verify=$([ $err = 0 ] && echo OK || echo ERRORS)"
-if [ -n "$baseline_mailops" ]; then
-    bl=$(printf '%s\n' $bl_rates | stats); bl_med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$bl")
-    echo "RESULT delivery baseline($BASELINE) $bl ratio_vs_postfix=$(awk -v a="$bl_med" -v b="$pf_med" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')"
-fi
+for key in "${!rates[@]}"; do
+    st=$(printf '%s\n' ${rates[$key]} | stats); med=$(sed -n 's/.*median=\([0-9.]*\).*/\1/p' <<<"$st")
+    echo "RESULT delivery $key $st ratio_vs_postfix=$(awk -v a="$med" -v b="$pf_med" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }')"
+done
+echo "RESULT verify=$([ $err = 0 ] && echo OK || echo ERRORS)"

@@ -29,8 +29,8 @@ public static class Program
           trace   ID|MESSAGE-ID [--queue DIR] [--json]        the journey of a message
           log     [--sender A] [--recipient A] [--message-id M] [--id ID] [--event E[,E]] [--start T] [--end T]
                   [--limit N] [--queue DIR] [--json]          search the mail log, newest first (patterns take * and ?)
-          hold    ID... [--queue DIR]                         hold: not delivered, never expires
-          release ID... [--queue DIR]                         release held mail
+          hold    ID...|--all [--queue DIR]                   hold: not delivered, never expires
+          release ID...|--all [--queue DIR]                   release held mail (--all: every message, as postsuper -H ALL)
           remove  ID... [--queue DIR]                         remove from the queue
           sendmail [sendmail options] [RCPT...]               the sendmail interface (also: invoke as 'sendmail')
           passwd  [--iterations N] < password                 salted hash for a Users entry of the configuration

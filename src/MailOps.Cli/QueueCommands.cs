@@ -86,9 +86,18 @@ internal static class QueueCommands
 
     public static async Task<int> ActAsync(string verb, string[] args, CancellationToken cancellationToken)
     {
-        var a = CliArgs.Parse(args, ["--queue"], []);
-        if (a.Positional.Count == 0) throw CliException.Usage($"{verb} needs at least one queue id.");
+        var a = CliArgs.Parse(args, ["--queue"], verb == "remove" ? [] : ["--all"]);
+        bool all = a.Flag("--all");
+        if (all && a.Positional.Count > 0) throw CliException.Usage($"{verb} takes queue ids or --all, not both.");
+        if (!all && a.Positional.Count == 0) throw CliException.Usage($"{verb} needs at least one queue id{(verb == "remove" ? "" : ", or --all")}.");
         using var store = OpenExisting(a.Value("--queue"));
+        if (all)
+        {
+            // Every queued message, in batches (as postsuper -H ALL): one sync per batch, not per message.
+            int changed = await store.HoldManyAsync(null, hold: verb == "hold", cancellationToken);
+            Console.Out.WriteLine($"{changed} {(changed == 1 ? "message" : "messages")} {(verb == "hold" ? "held" : "released")}");
+            return ExitCodes.Ok;
+        }
         int failures = 0;
         foreach (var id in a.Positional)
         {

@@ -68,8 +68,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private int _remoteRunning, _localRunning;
     private long _jobsRun;
 
-    /// <summary>Running jobs per message (its active/ marker lives while this is above zero); its own lock, apart from the scheduler's.</summary>
-    private readonly Dictionary<string, int> _activeJobs = new(StringComparer.Ordinal);
+    /// <summary>Running jobs per message (its active/ marker lives while this is above zero), in stripes by id, each its own lock, apart from the scheduler's.</summary>
+    private readonly Dictionary<string, int>[] _activeJobs = Enumerable.Range(0, 32).Select(_ => new Dictionary<string, int>(StringComparer.Ordinal)).ToArray();
 
     /// <exception cref="ConfigException">The configuration is invalid.</exception>
     public DeliveryScheduler(MailOpsConfig config, QueueStore store, ILogger? logger = null, DeliveryOptions? options = null)
@@ -165,7 +165,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 if (trigger.TakeFlushRequest()) RetryDownDestinations();
                 // A worker's wake-up needs no scan: it recorded what its job changed (the next
                 // retry time included) before waking us. The trigger and the timer do.
-                var nextDue = rescan ? Scan() : NextDueFromCache();
+                if (rescan) await PaceScanAsync(cancellationToken).ConfigureAwait(false);
+                var nextDue = rescan ? TimedScan() : NextDueFromCache();
                 Pump();
                 var sleep = SleepUntil(nextDue) - _clock.GetUtcNow();
                 if (sleep < TimeSpan.Zero) sleep = TimeSpan.Zero;
@@ -279,6 +280,31 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         }
         return NextDueFromCache();
     }
+
+    /// <summary>
+    /// A scan reads the whole of env/ (a directory entry and a stat per message). A run of wake-ups
+    /// (a release of many messages in batches, a stream of submissions) would otherwise scan a long
+    /// queue back to back: a scan waits until twice its own last duration has passed since the
+    /// previous one, so that scanning takes at most a third of one thread. Deliveries meanwhile go on
+    /// from the destinations' job queues.
+    /// </summary>
+    private async Task PaceScanAsync(CancellationToken cancellationToken)
+    {
+        var wait = _lastScanDuration * 2 - (_clock.GetUtcNow() - _lastScanEnd);
+        if (wait > TimeSpan.Zero) await Task.Delay(wait, _clock, cancellationToken).ConfigureAwait(false);
+    }
+
+    private DateTimeOffset TimedScan()
+    {
+        var started = _clock.GetUtcNow();
+        var nextDue = Scan();
+        _lastScanEnd = _clock.GetUtcNow();
+        _lastScanDuration = _lastScanEnd - started;
+        return nextDue;
+    }
+
+    private DateTimeOffset _lastScanEnd = DateTimeOffset.MinValue;
+    private TimeSpan _lastScanDuration;
 
     private DateTimeOffset NextDueFromCache()
     {
@@ -519,13 +545,19 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         }
     }
 
-    /// <summary>The active/ marker: operators see the message Active, and a crash leaves the marker for the sweep.</summary>
+    /// <summary>
+    /// The active/ marker: operators see the message Active, and a crash leaves the marker for the
+    /// sweep. Jobs of one message for several destinations share it (counted). The file work runs
+    /// under one of a few stripe locks chosen by the id, so that deliveries of different messages
+    /// do not wait for each other's marker.
+    /// </summary>
     private void EnterActive(string id)
     {
-        lock (_activeJobs)
+        var stripe = ActiveStripe(id);
+        lock (stripe)
         {
-            int n = _activeJobs.GetValueOrDefault(id) + 1;
-            _activeJobs[id] = n;
+            int n = stripe.GetValueOrDefault(id) + 1;
+            stripe[id] = n;
             if (n > 1) return;
             try { _store.MarkActive(id); }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -538,14 +570,18 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     private void LeaveActive(string id)
     {
-        lock (_activeJobs)
+        var stripe = ActiveStripe(id);
+        lock (stripe)
         {
-            if (!_activeJobs.TryGetValue(id, out int n)) return;
-            if (n > 1) { _activeJobs[id] = n - 1; return; }
-            _activeJobs.Remove(id);
+            if (!stripe.TryGetValue(id, out int n)) return;
+            if (n > 1) { stripe[id] = n - 1; return; }
+            stripe.Remove(id);
             _store.ClearActive(id);
         }
     }
+
+    private Dictionary<string, int> ActiveStripe(string id) =>
+        _activeJobs[(int)((uint)StringComparer.Ordinal.GetHashCode(id) % (uint)_activeJobs.Length)];
 
     // ---------------------------------------------------------------- results, retries, bounces
 

@@ -15,6 +15,14 @@ internal static class StoredMessage
     /// </summary>
     public static byte[]? ReadHeaderBlock(Stream body)
     {
+        if (body is MemoryStream memory && memory.TryGetBuffer(out var whole))
+        {
+            // Already in memory (a small message read whole): no copy but the block itself.
+            var all = whole.AsSpan();
+            if (all.StartsWith("\r\n"u8)) return [];
+            int end = all.IndexOf("\r\n\r\n"u8);
+            return end >= 0 && end + 2 <= MaxHeaderBlock ? all[..(end + 2)].ToArray() : null;
+        }
         body.Position = 0;
         var buffer = new MemoryStream();
         var chunk = new byte[8192];

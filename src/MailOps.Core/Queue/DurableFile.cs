@@ -124,6 +124,32 @@ internal static partial class DurableFile
     {
         if (!OperatingSystem.IsLinux()) return File.ReadAllBytes(path);
         var buffer = _readBuffer ??= new byte[16 * 1024];
+        int length = ReadUpTo(path, ref buffer, int.MaxValue - 1);
+        _readBuffer = buffer;
+        return buffer.AsSpan(0, length);
+    }
+
+    /// <summary>The whole file as a new array when it holds at most <paramref name="limit"/> octets (one open, its reads, one close); null when it is longer.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist (removed meanwhile).</exception>
+    public static byte[]? ReadWholeFile(string path, int limit)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+            if (f.Length > limit) return null;
+            var all = new byte[f.Length];
+            f.ReadExactly(all);
+            return all;
+        }
+        var buffer = _readBuffer ??= new byte[16 * 1024];
+        int length = ReadUpTo(path, ref buffer, limit);
+        _readBuffer = buffer;
+        return length > limit ? null : buffer.AsSpan(0, length).ToArray();
+    }
+
+    /// <summary>Reads the file from its start into <paramref name="buffer"/> (grown as needed): its length, or limit + 1 when it is longer than <paramref name="limit"/>.</summary>
+    private static int ReadUpTo(string path, ref byte[] buffer, int limit)
+    {
         int fd = Native.open(path, 0x80000 /* O_CLOEXEC | O_RDONLY */);
         if (fd < 0)
         {
@@ -136,12 +162,13 @@ internal static partial class DurableFile
             int length = 0;
             while (true)
             {
-                if (length == buffer.Length) _readBuffer = buffer = GrowTo(buffer, buffer.Length * 2, length);
+                if (length > limit) return limit + 1;
+                if (length == buffer.Length) buffer = GrowTo(buffer, (int)Math.Min(buffer.Length * 2L, limit + 1L), length);
                 int wanted = buffer.Length - length;
                 int n = ReadInto(fd, buffer.AsSpan(length));
                 if (n < 0) throw new IOException($"read {path} failed: errno {Marshal.GetLastPInvokeError()}");
                 length += n;
-                if (n < wanted) return buffer.AsSpan(0, length); // a regular file reads short only at its end
+                if (n < wanted) return length; // a regular file reads short only at its end
             }
         }
         finally
@@ -161,6 +188,9 @@ internal static partial class DurableFile
     {
         fixed (byte* p = into) return (int)Native.read(fd, p, (nint)into.Length);
     }
+
+    /// <summary>Creates an empty private file (0600) when there is none; an existing one is left as it is.</summary>
+    public static void Touch(string path) => Append(path, ReadOnlySpan<byte>.Empty);
 
     /// <summary>
     /// Appends with O_APPEND in one write(2): concurrent appenders, in any process, never

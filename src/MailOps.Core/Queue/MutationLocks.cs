@@ -64,6 +64,35 @@ internal sealed class MutationLocks
         }
     }
 
+    /// <summary>
+    /// The locks of all of <paramref name="ids"/> at once (for a batch of operator changes): each
+    /// stripe once, taken in ascending order, so that two batches never wait on each other in a circle.
+    /// </summary>
+    public async Task<IDisposable> AcquireManyAsync(IEnumerable<string> ids, CancellationToken cancellationToken)
+    {
+        var held = new List<IDisposable>();
+        try
+        {
+            foreach (var id in ids.GroupBy(StripeOf).OrderBy(g => g.Key).Select(g => g.First()))
+                held.Add(await AcquireAsync(id, cancellationToken).ConfigureAwait(false));
+            return new All(held);
+        }
+        catch
+        {
+            new All(held).Dispose();
+            throw;
+        }
+    }
+
+    private sealed class All(List<IDisposable> held) : IDisposable
+    {
+        public void Dispose()
+        {
+            for (int i = held.Count - 1; i >= 0; i--) held[i].Dispose();
+            held.Clear();
+        }
+    }
+
     private static int StripeOf(string id)
     {
         uint h = 2166136261;

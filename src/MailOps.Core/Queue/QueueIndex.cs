@@ -30,12 +30,14 @@ internal sealed class QueueIndex
 
     private string FilePath => Path.Combine(_layout.IndexDir, "envelopes");
 
-    /// <summary>Records an envelope just written to a file with this inode and time; never throws for I/O.</summary>
-    public void Written(string id, FileFacts file, ReadOnlySpan<byte> envelopeJson)
+    /// <summary>Records envelopes just written to files with these inodes and times, in one append; never throws for I/O.</summary>
+    public void Written(IReadOnlyList<(string Id, FileFacts File, byte[] Json)> envelopes)
     {
-        var line = new ArrayBufferWriter<byte>(envelopeJson.Length + 80);
-        WriteLine(line, id, file.Inode, file.ModifiedNanoseconds, envelopeJson);
-        Append(line.WrittenSpan);
+        if (envelopes.Count == 0) return;
+        var lines = new ArrayBufferWriter<byte>(envelopes.Sum(e => e.Json.Length + 80));
+        foreach (var (id, file, json) in envelopes)
+            WriteLine(lines, id, file.Inode, file.ModifiedNanoseconds, json);
+        Append(lines.WrittenSpan);
     }
 
     /// <summary>Records that a message left the queue; never throws for I/O.</summary>

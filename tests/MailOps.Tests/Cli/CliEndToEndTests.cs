@@ -69,6 +69,28 @@ public class CliEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task Hold_and_release_all_change_every_queued_message()
+    {
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(0, (await Mailops($"Subject: {i}\n\nbody\n", "submit", "-f", "alice@example.com", $"bob{i}@example.org")).ExitCode);
+
+        var hold = await Mailops(null, "hold", "--all");
+        Assert.Equal(0, hold.ExitCode);
+        Assert.Equal("3 messages held", hold.Stdout.Trim());
+        Assert.Equal(3, JsonDocument.Parse((await Mailops(null, "queue", "--json", "--state", "held")).Stdout).RootElement.GetArrayLength());
+
+        var release = await Mailops(null, "release", "--all");
+        Assert.Equal("3 messages released", release.Stdout.Trim());
+        Assert.Equal(3, JsonDocument.Parse((await Mailops(null, "queue", "--json", "--state", "queued")).Stdout).RootElement.GetArrayLength());
+        Assert.Equal("0 messages released", (await Mailops(null, "release", "--all")).Stdout.Trim());
+
+        var both = await Mailops(null, "hold", "--all", "0000000000000000");
+        Assert.Equal(64, both.ExitCode);
+        Assert.Contains("ids or --all", both.Stderr);
+        Assert.Equal(64, (await Mailops(null, "remove", "--all")).ExitCode); // removing everything takes the ids
+    }
+
+    [Fact]
     public async Task Trace_by_message_id_shows_every_queued_copy_under_its_own_id()
     {
         // The same message submitted twice (a script retried): one Message-ID, two queue ids.

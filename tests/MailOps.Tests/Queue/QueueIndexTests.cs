@@ -132,4 +132,33 @@ public class QueueIndexTests
         int delivered = Enumerable.Range(0, 3).Sum(i => Directory.GetFiles(Path.Combine(maildir, "self.test", $"alice{i}", "new")).Length);
         Assert.Equal(Count, delivered);
     }
+
+    [Fact]
+    public async Task Holding_and_releasing_every_message_at_once_changes_each_once_with_its_journal_and_the_index()
+    {
+        using var q = new TempQueue();
+        using var store = q.Open();
+        const int Count = 600; // more than one batch
+        var ids = new List<string>();
+        for (int i = 0; i < Count; i++)
+            ids.Add(await store.EnqueueAsync(QueueStoreTests.NewEnvelope($"a{i}@example.org", $"b{i}@example.net"), new MemoryStream(QueueStoreTests.SampleBody)));
+        await store.HoldAsync(ids[0]); // already held: left as it is
+
+        Assert.Equal(Count - 1, await store.HoldManyAsync(null, hold: true));
+        Assert.All(store.List(), m => Assert.Equal("Held", m.State));
+        Assert.All(store.ListEachFile(null), m => Assert.Equal("Held", m.State));
+        CrashTests.AssertIndexAgrees(store);
+        Assert.Equal(2, store.ReadJournal(ids[9]).Count(e => e.Event == JournalEventType.Held)); // one per recipient
+        Assert.Equal(2, store.ReadJournal(ids[0]).Count(e => e.Event == JournalEventType.Held)); // not twice
+        Assert.Equal(2 * Count, MailLog.Search(q.QueuePath, new MailLogQuery { Events = [JournalEventType.Held] }).Count());
+
+        // A list of ids: one given twice and one not queued are each changed at most once, or skipped.
+        Assert.Equal(2, await store.HoldManyAsync([ids[1], ids[1], "0000000000000000", ids[2]], hold: false));
+        Assert.Equal(Count - 2, await store.HoldManyAsync(null, hold: false));
+        Assert.All(store.ListEachFile(null), m => Assert.Equal("Queued", m.State));
+        Assert.All(store.ListEachFile(null), m => Assert.Null(m.NextAttempt));
+        CrashTests.AssertIndexAgrees(store);
+        Assert.Empty(q.Files("tmp"));
+        Assert.Equal(Count, store.Count());
+    }
 }

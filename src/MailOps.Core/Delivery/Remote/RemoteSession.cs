@@ -274,7 +274,7 @@ internal sealed class RemoteSession : IAsyncDisposable
 
         _messages++;
         client.Begin(envelope, sent);
-        var message = RawMessage.Create(body, envelope.EightBit);
+        using var message = RawMessage.Create(body, envelope.EightBit);
         var sender = new MailboxAddress("", envelope.Sender); // "" is the null reverse-path <> of a bounce
         try
         {
