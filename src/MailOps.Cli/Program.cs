@@ -18,6 +18,7 @@ public static class Program
                   [--local-domain D]... [--relay-domain D]... [--mailbox A]... [--relay-client CIDR]...
                   [--maildir-root DIR] [--smarthost H[:P]] [--smarthost-tls MODE] [--dns-server H[:P]]... [--remote-port N]
                   [--default-domain D] [--max-message-size N] [--hold-incoming] [--no-tls] [--metrics IP:PORT]
+                  [--capture]   (a test server: keeps mail from loopback clients for any recipient, relays nothing)
                                                               SMTP listener and delivery in the foreground (Ctrl+C / SIGTERM stop gracefully)
           queue   [--queue DIR] [--state S] [--json | --shape]
                                                               list queued mail; --shape: recipients by destination and age (qshape)

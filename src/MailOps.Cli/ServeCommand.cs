@@ -15,7 +15,10 @@ internal static class ServeCommand
     {
         var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname", "--local-domain", "--relay-domain", "--mailbox",
             "--relay-client", "--maildir-root", "--smarthost", "--smarthost-tls", "--dns-server", "--remote-port", "--default-domain", "--max-message-size", "--metrics"],
-            ["--no-delivery", "--hold-incoming", "--no-tls"]);
+            ["--no-delivery", "--hold-incoming", "--no-tls", "--capture"]);
+        // A capturing test server without a queue of its own gets a new one, not the user's.
+        string? queueArg = a.Value("--queue") ?? (a.Flag("--capture") && a.Value("--config") is null && Environment.GetEnvironmentVariable("MAILOPS_QUEUE") is null
+            ? Core.Local.CaptureStore.NewQueuePath() : null);
         // The same mapping as Start-MailServer's parameters (docs/configuration.md).
         IReadOnlyList<string>? List(string flag) => a.Values(flag).Count > 0 ? a.Values(flag).ToList() : null;
         int? Int(string flag) => a.Value(flag) is { } v ? int.TryParse(v, out int n) ? n : throw CliException.Usage($"{flag}: '{v}' is not a number") : null;
@@ -37,6 +40,7 @@ internal static class ServeCommand
             DefaultDomain = a.Value("--default-domain"),
             MaxMessageSize = Int("--max-message-size"),
             HoldIncoming = a.Flag("--hold-incoming") ? true : null,
+            Capture = a.Flag("--capture") ? true : null,
             Metrics = a.Value("--metrics"),
             TlsEnabled = a.Flag("--no-tls") ? false : null,
         };
@@ -44,7 +48,7 @@ internal static class ServeCommand
         // The configuration file (or the queue's) with the command line over it; read again on SIGHUP.
         MailOpsConfig Load()
         {
-            var (loaded, path) = QueueLocation.Load(a.Value("--config"), a.Value("--queue"), forServer: true);
+            var (loaded, path) = QueueLocation.Load(a.Value("--config"), queueArg, forServer: true);
             Overrides().ApplyTo(loaded);
             loaded.QueuePath = path;
             return loaded;

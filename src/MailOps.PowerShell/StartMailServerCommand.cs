@@ -52,6 +52,12 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
     [Parameter] [ValidateRange(1L, long.MaxValue)] public long? MaxMessageSize { get; set; }
     [Parameter] [ValidateRange(1, 100000)] public int? MaxRecipients { get; set; }
     [Parameter] public SwitchParameter HoldIncoming { get; set; }
+    /// <summary>
+    /// A test server: mail from loopback clients is accepted for any recipient and kept for
+    /// Get-MailboxMessage and Wait-MailboxMessage; nothing is relayed. Without -QueuePath (and
+    /// $env:MAILOPS_QUEUE) it uses a new queue in the temporary directory.
+    /// </summary>
+    [Parameter] public SwitchParameter Capture { get; set; }
     /// <summary>Serve Prometheus metrics at http://IP:PORT/metrics (loopback or a management address).</summary>
     [Parameter] [ValidateNotNullOrEmpty] public string? Metrics { get; set; }
     /// <summary>A PKCS#12 certificate for STARTTLS (default: one generated and kept under the queue's control/).</summary>
@@ -70,7 +76,9 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         // Paths are resolved now, in this command's location: Update-MailServer reads the same file
         // and applies the same parameters again later, from wherever it runs.
         string? configPath = string.IsNullOrEmpty(ConfigPath) ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath);
-        string? queuePath = string.IsNullOrEmpty(QueuePath) ? null : GetUnresolvedProviderPathFromPSPath(QueuePath);
+        string? queuePath = !string.IsNullOrEmpty(QueuePath) ? GetUnresolvedProviderPathFromPSPath(QueuePath)
+            // A capturing test server without a queue of its own gets a new one, not the user's.
+            : Capture && configPath is null && Environment.GetEnvironmentVariable("MAILOPS_QUEUE") is null ? MailOps.Core.Local.CaptureStore.NewQueuePath() : null;
         var overrides = Overrides();
         MailOpsConfig Load()
         {
@@ -167,6 +175,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         MaxMessageSize = MaxMessageSize,
         MaxRecipients = MaxRecipients,
         HoldIncoming = HoldIncoming.IsPresent ? true : null,
+        Capture = Capture.IsPresent ? true : null,
         Metrics = Metrics,
         TlsCertificatePath = TlsCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TlsCertificatePath),
         TlsCertificatePassword = TlsCertificatePassword is null ? null : new System.Net.NetworkCredential("", TlsCertificatePassword).Password,

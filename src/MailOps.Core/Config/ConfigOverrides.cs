@@ -35,6 +35,7 @@ public sealed class ConfigOverrides
     public long? MaxMessageSize { get; set; }
     public int? MaxRecipients { get; set; }
     public bool? HoldIncoming { get; set; }
+    public bool? Capture { get; set; }
     /// <summary>IP:PORT of the metrics endpoint.</summary>
     public string? Metrics { get; set; }
     public string? TlsCertificatePath { get; set; }
@@ -77,6 +78,7 @@ public sealed class ConfigOverrides
         if (MaxMessageSize is { } size) config.MaxMessageSize = size;
         if (MaxRecipients is { } rcpts) config.MaxRecipients = rcpts;
         if (HoldIncoming is { } hold) config.HoldIncoming = hold;
+        if (Capture is { } capture) config.Capture = capture;
         if (Metrics is { } metrics) config.Metrics = metrics;
         if (TlsCertificatePath is not null) config.Tls.CertificatePath = TlsCertificatePath;
         if (TlsCertificatePassword is not null) config.Tls.CertificatePassword = TlsCertificatePassword;

@@ -113,6 +113,12 @@ public sealed class MailOpsConfig
     public long MaxMessageSize { get; set; } = 35L * 1024 * 1024;
     public int MaxRecipients { get; set; } = 100;
     public bool HoldIncoming { get; set; }
+    /// <summary>
+    /// A test server (docs/testing.md): mail from loopback clients is accepted for any recipient and
+    /// kept in the queue's capture/ directory for Get-MailboxMessage; nothing is relayed or
+    /// delivered anywhere else. Clients elsewhere are refused.
+    /// </summary>
+    public bool Capture { get; set; }
     public TlsSettings Tls { get; set; } = new();
     public List<UserSettings> Users { get; set; } = [];
     [JsonConverter(typeof(DurationConverter))] public TimeSpan JournalRetention { get; set; } = TimeSpan.FromDays(7);

@@ -34,6 +34,8 @@ public sealed class DeliveryOptions
 public sealed class DeliveryScheduler : IAsyncDisposable
 {
     private const string LocalKey = "local";
+    /// <summary>Every recipient's destination on a capturing server (MailOpsConfig.Capture).</summary>
+    private const string CaptureKey = "capture";
     private static readonly TimeSpan MaxSleep = TimeSpan.FromHours(1);
     /// <summary>When recording a failed job fails too, the message is looked at again this much later.</summary>
     private static readonly TimeSpan RecheckAfterFailure = TimeSpan.FromMinutes(1);
@@ -87,7 +89,10 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     private (MailOpsConfig, RetryPolicy, LocalCourier, MxRouter, string) Build(MailOpsConfig config)
     {
-        var maildir = new MaildirDelivery(config.MaildirRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.QueuePath).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "maildir"), config.HostName);
+        // Beside the queue by default; a capturing test server keeps even this inside its own queue,
+        // so that clearing its mailboxes never touches anybody's Maildirs.
+        string queue = Path.GetFullPath(_store.QueuePath).TrimEnd(Path.DirectorySeparatorChar);
+        var maildir = new MaildirDelivery(config.MaildirRoot ?? (config.Capture ? Path.Combine(queue, "maildir") : Path.Combine(Path.GetDirectoryName(queue) ?? ".", "maildir")), config.HostName);
         var router = new MxRouter(config, _options.Dns ?? Dns.DnsEndpoint.CreateClient(config.DnsServers), _options.OwnEndpoints, Path.Combine(_store.Layout.ControlDir, "mta-sts"));
         return (config, RetryPolicy.From(config), new LocalCourier(config, _store, maildir, _clock, _log), router, maildir.Root);
     }
@@ -235,7 +240,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         public TimeSpan Backoff { get; set; }
     }
 
-    private string DestinationOf(string domain) => Router.DestinationOf(domain);
+    private string DestinationOf(string domain) => _config.Capture ? CaptureKey : Router.DestinationOf(domain);
 
     /// <summary>Reads the envelopes that changed since the last scan (or fell due) and queues a job for every destination with a due recipient.</summary>
     /// <returns>The earliest future time something falls due.</returns>
@@ -333,7 +338,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         if (!_scheduled.Add(id + "\n" + destination)) return;
         if (!_destinations.TryGetValue(destination, out var d))
         {
-            bool local = destination == LocalKey;
+            // Captures are local work, as Maildir deliveries are: no connection, no window to grow.
+            bool local = destination is LocalKey or CaptureKey;
             int? max = local ? null : Router.MaxConnectionsOf(destination);
             _destinations[destination] = d = new Destination(destination, local, local ? _config.ConcurrencyLocal : Math.Min(_config.ConcurrencyPerDomain, max ?? int.MaxValue))
             {
@@ -395,7 +401,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     /// <summary>One worker: one courier (one connection, for remote destinations), jobs of its destination one after another.</summary>
     private async Task WorkAsync(Destination d, string firstId)
     {
-        ICourier courier = d.Local ? _local : _remoteCouriers();
+        ICourier courier = d.Key == CaptureKey ? new CaptureCourier(_store) : d.Local ? _local : _remoteCouriers();
         string? id = firstId;
         try
         {

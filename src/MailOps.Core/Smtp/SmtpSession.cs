@@ -313,7 +313,11 @@ internal sealed class SmtpSession
         if (_tx.Recipients.Any(r => string.Equals(r.Address, text, StringComparison.OrdinalIgnoreCase)))
             return SmtpReplies.RecipientOk; // a duplicate gets one copy
         if (_tx.Recipients.Count >= _server.Config.MaxRecipients) return SmtpReplies.TooManyRecipients;
-        switch (_server.Policy.Judge(address, mayRelay: _relayClient || _user is not null))
+        // A capturing test server takes anything from this machine and nothing from elsewhere.
+        var verdict = _server.Config.Capture
+            ? ClientAddress is { } client && System.Net.IPAddress.IsLoopback(client.IsIPv4MappedToIPv6 ? client.MapToIPv4() : client) ? RecipientVerdict.Accept : RecipientVerdict.RelayDenied
+            : _server.Policy.Judge(address, mayRelay: _relayClient || _user is not null);
+        switch (verdict)
         {
             case RecipientVerdict.UnknownUser: return SmtpReplies.UnknownUser(text);
             case RecipientVerdict.RelayDenied: return SmtpReplies.RelayDenied(text);

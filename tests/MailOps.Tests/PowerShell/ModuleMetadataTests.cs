@@ -57,7 +57,7 @@ public sealed class ModuleMetadataTests : IDisposable
     public void Every_cmdlet_uses_an_approved_verb_a_class_name_after_it_and_declares_its_output()
     {
         var cmdlets = Cmdlets().ToList();
-        Assert.Equal(18, cmdlets.Count);
+        Assert.Equal(22, cmdlets.Count);
         foreach (var (type, cmdlet) in cmdlets)
         {
             string name = NameOf(cmdlet);

@@ -33,7 +33,7 @@ public sealed class PowerShellHostTests
         using var work = new TempQueue();
         var r = await RunScriptAsync(work, """
             $names = @(Get-Command -Module MailOps | ForEach-Object Name)
-            Assert ($names.Count -eq 18) "18 cmdlets, got $($names -join ',')"
+            Assert ($names.Count -eq 22) "22 cmdlets, got $($names -join ',')"
             foreach ($name in $names) {
                 $cmd = Get-Command $name
                 Assert ($cmd.CommandType -eq 'Cmdlet') "$name is a cmdlet"
