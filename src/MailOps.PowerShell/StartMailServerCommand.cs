@@ -58,6 +58,12 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
     /// $env:MAILOPS_QUEUE) it uses a new queue in the temporary directory.
     /// </summary>
     [Parameter] public SwitchParameter Capture { get; set; }
+    /// <summary>
+    /// Fault rules (hashtables or objects: Stage Connect/Helo/Mail/Rcpt/Data, Sender, Recipient,
+    /// Subject, Reply, Delay, Drop, Times): replace the configuration's Rules. Update-MailServer
+    /// -Rule changes them on the running server.
+    /// </summary>
+    [Parameter] [ValidateNotNull] [AllowEmptyCollection] public object[]? Rule { get; set; }
     /// <summary>Serve Prometheus metrics at http://IP:PORT/metrics (loopback or a management address).</summary>
     [Parameter] [ValidateNotNullOrEmpty] public string? Metrics { get; set; }
     /// <summary>A PKCS#12 certificate for STARTTLS (default: one generated and kept under the queue's control/).</summary>
@@ -79,7 +85,16 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         string? queuePath = !string.IsNullOrEmpty(QueuePath) ? GetUnresolvedProviderPathFromPSPath(QueuePath)
             // A capturing test server without a queue of its own gets a new one, not the user's.
             : Capture && configPath is null && Environment.GetEnvironmentVariable("MAILOPS_QUEUE") is null ? MailOps.Core.Local.CaptureStore.NewQueuePath() : null;
-        var overrides = Overrides();
+        ConfigOverrides overrides;
+        try
+        {
+            overrides = Overrides();
+        }
+        catch (ConfigException ex)
+        {
+            ThrowTerminatingError(Errors.InvalidConfiguration(ex));
+            return;
+        }
         MailOpsConfig Load()
         {
             var (loaded, _) = QueueLocation.Load(configPath, queuePath, forServer: true);
@@ -176,6 +191,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         MaxRecipients = MaxRecipients,
         HoldIncoming = HoldIncoming.IsPresent ? true : null,
         Capture = Capture.IsPresent ? true : null,
+        Rules = Rule is null ? null : FaultRuleConversion.From(Rule),
         Metrics = Metrics,
         TlsCertificatePath = TlsCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TlsCertificatePath),
         TlsCertificatePassword = TlsCertificatePassword is null ? null : new System.Net.NetworkCredential("", TlsCertificatePassword).Password,

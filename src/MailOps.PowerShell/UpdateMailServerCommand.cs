@@ -14,6 +14,15 @@ namespace MailOps.PowerShell;
 [OutputType(typeof(MailServer))]
 public sealed class UpdateMailServerCommand : MailServerActionCommand
 {
+    /// <summary>
+    /// Fault rules that replace the server's Rules (as Start-MailServer -Rule takes them); @() removes
+    /// them all. They hold until the next Update-MailServer.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNull]
+    [AllowEmptyCollection]
+    public object[]? Rule { get; set; }
+
     protected override void ProcessRecord()
     {
         foreach (var server in Targets()) Reload(server);
@@ -31,6 +40,7 @@ public sealed class UpdateMailServerCommand : MailServerActionCommand
                     "ServerNotFound", ErrorCategory.ObjectNotFound, server));
                 return;
             }
+            if (Rule is not null) config.Rules = FaultRuleConversion.From(Rule);
             WriteVerbose(server.Reload(config));
             if (PassThru) WriteObject(server);
         }

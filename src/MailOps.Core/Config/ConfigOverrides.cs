@@ -36,6 +36,8 @@ public sealed class ConfigOverrides
     public int? MaxRecipients { get; set; }
     public bool? HoldIncoming { get; set; }
     public bool? Capture { get; set; }
+    /// <summary>Replaces the configuration's Rules.</summary>
+    public IReadOnlyList<Smtp.FaultRule>? Rules { get; set; }
     /// <summary>IP:PORT of the metrics endpoint.</summary>
     public string? Metrics { get; set; }
     public string? TlsCertificatePath { get; set; }
@@ -79,6 +81,7 @@ public sealed class ConfigOverrides
         if (MaxRecipients is { } rcpts) config.MaxRecipients = rcpts;
         if (HoldIncoming is { } hold) config.HoldIncoming = hold;
         if (Capture is { } capture) config.Capture = capture;
+        if (Rules is { } rules) config.Rules = rules.ToList();
         if (Metrics is { } metrics) config.Metrics = metrics;
         if (TlsCertificatePath is not null) config.Tls.CertificatePath = TlsCertificatePath;
         if (TlsCertificatePassword is not null) config.Tls.CertificatePassword = TlsCertificatePassword;

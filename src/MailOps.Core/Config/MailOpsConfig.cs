@@ -119,6 +119,8 @@ public sealed class MailOpsConfig
     /// delivered anywhere else. Clients elsewhere are refused.
     /// </summary>
     public bool Capture { get; set; }
+    /// <summary>Fault rules of a test server: replies, delays and dropped connections at chosen SMTP stages (docs/testing.md).</summary>
+    public List<Smtp.FaultRule> Rules { get; set; } = [];
     public TlsSettings Tls { get; set; } = new();
     public List<UserSettings> Users { get; set; } = [];
     [JsonConverter(typeof(DurationConverter))] public TimeSpan JournalRetention { get; set; } = TimeSpan.FromDays(7);
@@ -257,6 +259,8 @@ public sealed class MailOpsConfig
             if (!ok) throw new ConfigException($"{source}: {message}");
         }
         Require(!string.IsNullOrWhiteSpace(HostName), "HostName must not be empty.");
+        for (int i = 0; i < Rules.Count; i++)
+            if (Rules[i]?.Problem() is { } problem) Require(false, $"Rules[{i}]: {problem}");
         Require(RemotePort is > 0 and < 65536, "RemotePort must be 1-65535.");
         Require(ConcurrencyRemote > 0 && ConcurrencyPerDomain > 0 && ConcurrencyLocal > 0, "Concurrency limits must be positive.");
         Require(ConcurrencyPerDomainMax >= ConcurrencyPerDomain, "ConcurrencyPerDomainMax must be at least ConcurrencyPerDomain.");

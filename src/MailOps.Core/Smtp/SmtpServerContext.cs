@@ -18,6 +18,7 @@ public sealed class SmtpServerContext
         Store = store;
         Logger = logger ?? NullLogger.Instance;
         Policy = new RecipientPolicy(config);
+        Faults = new FaultRules(config.Rules);
         var before = previous?.Config;
         Auth = before is not null && before.AuthFailureDelay == config.AuthFailureDelay && before.AuthFailureLimit == config.AuthFailureLimit && before.AuthFailureWindow == config.AuthFailureWindow
             ? previous!.Auth : new AuthGuard(config);
@@ -33,6 +34,8 @@ public sealed class SmtpServerContext
     }
 
     public MailOpsConfig Config { get; }
+    /// <summary>The fault rules of this context (a reload starts their Times afresh).</summary>
+    internal FaultRules Faults { get; }
     public QueueStore Store { get; }
     /// <summary>The queue's DKIM keys, for mail from trusted clients.</summary>
     public Dkim.DkimKeys Dkim => _dkim ??= new Dkim.DkimKeys(Store.QueuePath);

@@ -107,7 +107,7 @@ internal sealed class SmtpSession
                 _server.Logger.LogInformation(SmtpEvents.Refused, "Refused {Client}: listed by {Zones}", client, string.Join(", ", zones));
                 throw new SmtpSessionEnd(SmtpReplies.Blocklisted(client, zones));
             }
-            Reply(SmtpReplies.Greeting(_host));
+            Reply(await FaultAsync("Connect", null, []).ConfigureAwait(false) is { } refusal ? throw new SmtpSessionEnd(refusal) : SmtpReplies.Greeting(_host));
             while (!_quit)
             {
                 var line = await _connection.ReadLineAsync(MaxCommandLine).ConfigureAwait(false);
@@ -167,6 +167,13 @@ internal sealed class SmtpSession
         }
         try
         {
+            // A test server's fault rule answers instead of the command (docs/testing.md).
+            if (FaultStage(verb) is { } stage && !_server.Faults.IsEmpty
+                && await FaultAsync(stage, verb == "MAIL" ? PathOf(argument) : _tx?.Sender, verb == "RCPT" ? [PathOf(argument)] : []).ConfigureAwait(false) is { } fault)
+            {
+                Reply(fault);
+                return;
+            }
             if (await command.Handle(this, argument).ConfigureAwait(false) is { } reply) Reply(reply);
         }
         catch (Exception ex) when (ex is not SmtpSessionEnd && !SmtpConnection.IsConnectionError(ex))
@@ -176,6 +183,35 @@ internal sealed class SmtpSession
             await ResetTransactionAsync().ConfigureAwait(false);
             Reply(SmtpReplies.InternalError);
         }
+    }
+
+    private static string? FaultStage(string verb) => verb switch
+    {
+        "HELO" or "EHLO" => "Helo",
+        "MAIL" => "Mail",
+        "RCPT" => "Rcpt",
+        _ => null,
+    };
+
+    /// <summary>The address of a MAIL or RCPT argument ("FROM:&lt;a@b&gt; SIZE=10" gives a@b), for matching a fault rule.</summary>
+    private static string PathOf(string argument)
+    {
+        int open = argument.IndexOf('<'), close = open < 0 ? -1 : argument.IndexOf('>', open);
+        return open >= 0 && close > open ? argument[(open + 1)..close] : argument;
+    }
+
+    /// <summary>
+    /// Applies the first matching fault rule of <paramref name="stage"/>: waits its Delay, then
+    /// drops the connection (no reply) or returns its reply; null when no rule matches or the rule
+    /// only delays.
+    /// </summary>
+    private async ValueTask<string?> FaultAsync(string stage, string? sender, IEnumerable<string> recipients, string? subject = null)
+    {
+        if (_server.Faults.Match(stage, sender, recipients, subject) is not { } rule) return null;
+        _server.Logger.LogInformation(SmtpEvents.Refused, "fault rule for {Client}: {Rule}", ClientAddress, rule);
+        if (rule.Delay > TimeSpan.Zero) await Task.Delay(rule.Delay, _stopping).ConfigureAwait(false);
+        if (rule.Drop) throw new SmtpSessionEnd(null);
+        return rule.Reply;
     }
 
     private async ValueTask ResetTransactionAsync()
@@ -518,6 +554,8 @@ internal sealed class SmtpSession
         }
         else if (CountReceived(message.HeaderBlock) - 1 > MaxHops) reply = SmtpReplies.TooManyHops;
         else if (_user is not null && ForeignFrom(message.HeaderFields, _user) is { } foreign) reply = SmtpReplies.FromNotOwned(foreign, _user);
+        else if (!_server.Faults.IsEmpty && await FaultAsync("Data", tx.Sender, tx.Recipients.Select(r => r.Address), message.HeaderFields?[MimeKit.HeaderId.Subject]).ConfigureAwait(false) is { } fault)
+            reply = fault; // not queued: the test server answers as the rule says
         else
         {
             var envelope = new Envelope

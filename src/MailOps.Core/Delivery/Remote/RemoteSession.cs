@@ -88,7 +88,10 @@ internal sealed class RemoteSession : IAsyncDisposable
                 }
                 var results = await SendAsync(envelope, recipients, body, cancellationToken).ConfigureAwait(false);
                 if (results is not null) return new RemoteAttempt(results, events, false);
-                lastError = $"{host.Name}[{address}]: connection lost before the server answered MAIL FROM";
+                const string Lost = "connection lost before the server answered MAIL FROM";
+                lastError = $"{host.Name}[{address}]: {Lost}";
+                // The trace names the host that dropped us before the next one is tried.
+                events.Add(JournalEvents.Note(JournalEventType.Attempt, _clock.GetUtcNow(), Lost, host.Name, new IPEndPoint(address, host.Port).ToString(), "4.4.2"));
                 await CloseAsync().ConfigureAwait(false);
             }
         }
