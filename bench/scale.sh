@@ -7,7 +7,8 @@
 #  - first delivery: from starting `mailops serve` over the preloaded queue (sweep, index check and
 #    first scan included), or from `postsuper -H ALL; postqueue -f` on the running Postfix, until
 #    smtp-sink has counted the first message;
-#  - delivery rate: what smtp-sink counted in the WINDOW seconds after that first message;
+#  - delivery rate: what smtp-sink counted after that first message, over WINDOW seconds or until
+#    the queue was delivered when that came first;
 #  - resident memory: peak resident set (VmHWM) of the MailOps server, or of Postfix's qmgr, at
 #    the end of the window.
 # Preloads: MailOps through mailops-bench fill (the queue store's own commit path, 20 writers),
@@ -50,14 +51,15 @@ listing() {
     cat "$DIR/time.out"
 }
 
-# window <c0> <t0>: waits for the first message after c0 (clock from t0), then WINDOW seconds;
-# prints "first_seconds rate"
+# window <c0> <t0> <n>: waits for the first message after c0 (clock from t0), then counts for
+# WINDOW seconds or until all n are delivered; prints "first_seconds rate"
 window() {
-    local c0=$1 t0=$2 end t1 c1 t2 c2
+    local c0=$1 t0=$2 n=$3 end t1 c1 t2 c2 stop
     end=$(( $(date +%s) + TIMEOUT ))
     while [ "$(sinkcount)" -le "$c0" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.02; done
     t1=$(now); c1=$(sinkcount)
-    sleep "$WINDOW"
+    stop=$(awk -v t="$t1" -v w="$WINDOW" 'BEGIN{printf "%.3f", t+w}')
+    while awk -v a="$(now)" -v b="$stop" 'BEGIN{exit !(a<b)}' && [ $(( $(sinkcount) - c0 )) -lt "$n" ]; do sleep 0.05; done
     t2=$(now); c2=$(sinkcount)
     echo "$(elapsed "$t0" "$t1") $(rate $((c2 - c1)) "$(elapsed "$t1" "$t2")")"
 }
@@ -74,7 +76,7 @@ for n in $SIZES; do
     c0=$(sinkcount); t0=$(now)
     "$mailops" serve --config "$DIR/config.json" --queue "$DIR/q" 2> "$DIR/serve.log" &
     serve=$!
-    read -r first rt < <(window "$c0" "$t0")
+    read -r first rt < <(window "$c0" "$t0" "$n")
     mem=$(hwm_kb "$serve")
     kill -TERM "$serve"; wait "$serve" 2>/dev/null; serve=""
     printf 'mailops\t%d\t%s\t%d\t%s\t%s\t%d\n' "$n" "$ls_s" $((ls_kb / 1024)) "$first" "$rt" $((mem / 1024)) | tee -a "$OUT"
@@ -93,7 +95,7 @@ for n in $SIZES; do
     read -r ls_s ls_kb < <(listing postqueue -c "$PF_CONF" -j)
     c0=$(sinkcount); t0=$(now)
     pf_super -H ALL > /dev/null 2>&1; pf_queue -f
-    read -r first rt < <(window "$c0" "$t0")
+    read -r first rt < <(window "$c0" "$t0" "$n")
     qmgr=$(pgrep -u postfix -x qmgr | head -1)
     mem=$(hwm_kb "$qmgr")
     printf 'postfix\t%d\t%s\t%d\t%s\t%s\t%d\n' "$n" "$ls_s" $((ls_kb / 1024)) "$first" "$rt" $((mem / 1024)) | tee -a "$OUT"

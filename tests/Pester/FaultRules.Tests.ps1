@@ -1,4 +1,8 @@
 #Requires -Version 7.4
+BeforeDiscovery {
+    $script:haveDns = [bool](Get-Command dnsmasq -ErrorAction SilentlyContinue) -or (Test-Path /usr/sbin/dnsmasq) -or $env:MAILOPS_REQUIRE_PEERS -eq '1' # in CI a missing peer fails
+}
+
 BeforeAll {
     . $PSScriptRoot/MailOps.TestHelpers.ps1
     # Python smtplib as the client: it reports each reply's code.
@@ -109,6 +113,28 @@ Describe 'Fault rules' {
         finally {
             $sender | Stop-MailServer -Force
             $receiver | Stop-MailServer -Force
+        }
+    }
+
+    It 'makes MailOps try the next MX when the first drops the connection' -Skip:(-not $script:haveDns) {
+        $port = Get-FreePort
+        $dns = Start-TestDns -Record @('--mx-host=two.test,mx1.two.test,10', '--mx-host=two.test,mx2.two.test,20',
+            '--host-record=mx1.two.test,127.0.0.2', '--host-record=mx2.two.test,127.0.0.3')
+        $mx1 = Start-MailServer -Capture -Listen "127.0.0.2:$port" -NoTls -QueuePath (New-TestQueuePath) -Rule @{ Stage = 'Mail'; Drop = $true }
+        $mx2 = Start-MailServer -Capture -Listen "127.0.0.3:$port" -NoTls -QueuePath (New-TestQueuePath)
+        $queue = New-TestQueuePath
+        $sender = Start-MailServer -QueuePath $queue -Listen 127.0.0.1:0 -NoTls -HostName sender.test -DnsServer "127.0.0.1:$($dns.Port)" -RemotePort $port
+        try {
+            $mail = Submit-MailMessage -QueuePath $queue -From 'app@sender.test' -To 'someone@two.test' -Subject 'two hosts' -Body 'x'
+            (Wait-MailboxMessage -Server $mx2 -Subject 'two hosts' -Timeout 30).Recipients | Should -Be @('someone@two.test')
+            Get-MailboxMessage -Server $mx1 | Should -BeNullOrEmpty
+            $attempts = Trace-MailMessage -QueuePath $queue -Id $mail.Id | Where-Object Event -eq 'Attempt'
+            $attempts.Host | Should -Be @('mx1.two.test', 'mx2.two.test')
+            $attempts[0].Status | Should -Be '4.4.2'
+        }
+        finally {
+            $sender, $mx1, $mx2 | Stop-MailServer -Force
+            $dns.Process.Kill($true)
         }
     }
 }

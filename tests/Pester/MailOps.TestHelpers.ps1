@@ -53,3 +53,16 @@ function Send-TestMailWithMailKit([int] $Port, [string] $From, [string] $To, [st
 function Submit-TestMessage([string] $QueuePath, [string] $To = 'bob@example.org', [string] $Subject = 'test') {
     Submit-MailMessage -QueuePath $QueuePath -Force -From 'alice@example.com' -To $To -Subject $Subject -Body 'hello'
 }
+
+# dnsmasq on a free loopback UDP port serving the given dnsmasq record options for .test (under
+# timeout(1): it never outlives 60 s). Returns the process and the port; kill with $dns.Process.Kill($true).
+function Start-TestDns([string[]] $Record) {
+    $udp = [Net.Sockets.UdpClient]::new([Net.IPEndPoint]::new([Net.IPAddress]::Loopback, 0))
+    $port = $udp.Client.LocalEndPoint.Port; $udp.Dispose()
+    $dnsmasqPath = (Get-Command dnsmasq -ErrorAction SilentlyContinue).Source ?? '/usr/sbin/dnsmasq'
+    $out = Join-Path ([IO.Path]::GetTempPath()) "mailops-dns-$port"
+    $process = Start-Process timeout -PassThru -RedirectStandardOutput "$out.out" -RedirectStandardError "$out.err" -ArgumentList (@(
+        '60', $dnsmasqPath, '--keep-in-foreground', '--no-resolv', '--no-hosts', '--log-facility=-', '--local=/test/',
+        "--port=$port", '--listen-address=127.0.0.1', '--bind-interfaces', '--pid-file=') + $Record)
+    [pscustomobject]@{ Process = $process; Port = $port }
+}

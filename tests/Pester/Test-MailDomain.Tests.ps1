@@ -23,16 +23,12 @@ Describe 'Test-MailDomain' {
 
 Describe 'Test-MailDomain against DNS' -Skip:(-not $script:canRun) {
     BeforeAll {
-        $udp = [Net.Sockets.UdpClient]::new([Net.IPEndPoint]::new([Net.IPAddress]::Loopback, 0))
-        $port = $udp.Client.LocalEndPoint.Port; $udp.Dispose()
         $queue = New-TestQueuePath
         $key = New-MailDkimKey -Domain pester.test -Selector s1 -Algorithm Ed25519 -QueuePath $queue
-        $dnsmasqPath = (Get-Command dnsmasq -ErrorAction SilentlyContinue).Source ?? '/usr/sbin/dnsmasq'
-        $dns = Start-Process timeout -PassThru -RedirectStandardOutput (Join-Path $TestDrive 'dns.out') -RedirectStandardError (Join-Path $TestDrive 'dns.err') -ArgumentList @(
-            '60', $dnsmasqPath, '--keep-in-foreground', '--no-resolv', '--no-hosts', '--log-facility=-', '--local=/test/',
-            "--port=$port", '--listen-address=127.0.0.1', '--bind-interfaces', '--pid-file=',
+        $server = Start-TestDns -Record @(
             '--mx-host=pester.test,mx.pester.test,10', '--host-record=mx.pester.test,127.0.0.2', '--host-record=out.pester.test,127.0.0.9',
             '--ptr-record=9.0.0.127.in-addr.arpa,out.pester.test', '"--txt-record=pester.test,v=spf1 ip4:127.0.0.9 -all"')
+        $dns = $server.Process; $port = $server.Port
         $config = Join-Path $TestDrive 'config.json'
         @{ HostName = 'out.pester.test'; DnsServers = @("127.0.0.1:$port") } | ConvertTo-Json | Set-Content $config
         $deadline = [DateTime]::UtcNow.AddSeconds(10)

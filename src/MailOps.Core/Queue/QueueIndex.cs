@@ -175,19 +175,34 @@ internal sealed class QueueIndex
                     snapshotEnd = Math.Min(length, HeaderLength + snapshotBytes);
                 }
             }
-            // The lines appended since the snapshot: the latest per id wins.
-            var tail = new Dictionary<string, Entry>(StringComparer.Ordinal);
+            // The lines appended since the snapshot: the latest per id wins. Only where each is
+            // kept in memory (a long tail, right after a bulk load, would otherwise be held whole);
+            // the line is read again when its id comes up.
+            var tail = new Dictionary<string, (long Offset, int Length)>(StringComparer.Ordinal);
             if (file is not null && length > snapshotEnd)
             {
                 file.Position = snapshotEnd;
-                foreach (var line in Lines(file, length - snapshotEnd))
-                    if (Parse(line) is { } e) tail[e.Id] = e with { Line = line.ToArray() }; // the reader's buffer is reused
+                foreach (var (offset, line) in Lines(file, snapshotEnd, length - snapshotEnd))
+                    if (Parse(line) is { } e) tail[e.Id] = (offset, line.Length);
             }
-            IEnumerator<ReadOnlyMemory<byte>>? snapshot = null;
+            byte[] again = new byte[4096];
+            Entry? ReadAgain((long Offset, int Length) at)
+            {
+                if (again.Length < at.Length) again = new byte[at.Length * 2];
+                int got = 0;
+                while (got < at.Length)
+                {
+                    int n = RandomAccess.Read(file!.SafeFileHandle, again.AsSpan(got, at.Length - got), at.Offset + got);
+                    if (n == 0) return null;
+                    got += n;
+                }
+                return Parse(again.AsMemory(0, at.Length));
+            }
+            IEnumerator<(long, ReadOnlyMemory<byte>)>? snapshot = null;
             if (file is not null && snapshotEnd > snapshotStart)
             {
                 file.Position = snapshotStart;
-                snapshot = Lines(file, snapshotEnd - snapshotStart).GetEnumerator();
+                snapshot = Lines(file, snapshotStart, snapshotEnd - snapshotStart).GetEnumerator();
             }
             Entry? next = null;
             bool more = snapshot is not null;
@@ -197,14 +212,14 @@ internal sealed class QueueIndex
                 {
                     if (tail.TryGetValue(id, out var appended))
                     {
-                        yield return (id, inode, appended);
+                        yield return (id, inode, ReadAgain(appended));
                         continue;
                     }
                     // The snapshot is sorted by id: skip what is no longer queued.
                     while (more && (next is null || string.CompareOrdinal(next.Value.Id, id) < 0))
                     {
                         if (!(more = snapshot!.MoveNext())) { next = null; break; }
-                        next = Parse(snapshot.Current);
+                        next = Parse(snapshot.Current.Item2);
                     }
                     yield return (id, inode, next is { } found && found.Id == id ? found : null);
                 }
@@ -212,25 +227,29 @@ internal sealed class QueueIndex
         }
     }
 
-    /// <summary>The lines of the next <paramref name="count"/> bytes of <paramref name="file"/>; each is valid until the next is asked for.</summary>
-    private static IEnumerable<ReadOnlyMemory<byte>> Lines(FileStream file, long count)
+    /// <summary>
+    /// The lines of the next <paramref name="count"/> bytes of <paramref name="file"/> (positioned at
+    /// <paramref name="position"/>), each with its offset in the file; each is valid until the next is asked for.
+    /// </summary>
+    private static IEnumerable<(long Offset, ReadOnlyMemory<byte> Line)> Lines(FileStream file, long position, long count)
     {
         byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
         try
         {
             int start = 0, end = 0;
+            long bufferAt = position; // the file offset of buffer[0]
             while (true)
             {
                 int nl = buffer.AsSpan(start, end - start).IndexOf((byte)'\n');
                 if (nl >= 0)
                 {
-                    if (nl > 0) yield return buffer.AsMemory(start, nl);
+                    if (nl > 0) yield return (bufferAt + start, buffer.AsMemory(start, nl));
                     start += nl + 1;
                     continue;
                 }
                 if (count == 0)
                 {
-                    if (end > start) yield return buffer.AsMemory(start, end - start); // a last line without its newline
+                    if (end > start) yield return (bufferAt + start, buffer.AsMemory(start, end - start)); // a last line without its newline
                     yield break;
                 }
                 // Keep the partial line; make room (a line longer than the buffer grows it).
@@ -238,6 +257,7 @@ internal sealed class QueueIndex
                 {
                     buffer.AsSpan(start, end - start).CopyTo(buffer);
                     end -= start;
+                    bufferAt += start;
                     start = 0;
                 }
                 if (end == buffer.Length)
