@@ -186,9 +186,11 @@ public sealed class MailServer : IAsyncDisposable
             serverLock = store.TryAcquireServerLock()
                 ?? throw new MailServerException(MailServerStartFailure.QueueInUse, $"Another server already serves the queue at {queuePath}.");
             if (config.SecretExposureWarning() is { } exposed) log.LogWarning("{Warning}", exposed);
-            var sweep = store.Sweep(asServer: true);
+            // The index check reads every envelope's stat: it runs in the background (RunAsync), so
+            // that a long queue starts delivering at once.
+            var sweep = store.Sweep(asServer: true, verifyIndex: false);
             log.LogInformation("queue {Queue}: {Count} messages; swept {Tmp} temporary and {Orphans} orphaned files, {Interrupted} interrupted deliveries",
-                queuePath, store.Count(), sweep.TmpRemoved, sweep.OrphanBodiesRemoved, sweep.InterruptedDeliveries.Count);
+                queuePath, sweep.Queued, sweep.TmpRemoved, sweep.OrphanBodiesRemoved, sweep.InterruptedDeliveries.Count);
             var context = new SmtpServerContext(config, store, log) { Metrics = metrics };
             listener = new SmtpListener(context);
             try
@@ -289,11 +291,13 @@ public sealed class MailServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
 
-    /// <summary>Keeps the summary index compact: looked at every 15 seconds, rewritten when its appended lines outgrow half its snapshot.</summary>
+    /// <summary>Checks the summary index once at start, then keeps it compact: looked at every 15 seconds, rewritten when its appended lines outgrow half its snapshot.</summary>
     private async Task CompactIndexAsync(CancellationToken stop)
     {
         try
         {
+            // First the start-up check the sweep left to us (docs/queue.md, "The summary index").
+            await Task.Run(_store.VerifyIndex, stop).ConfigureAwait(false);
             while (true)
             {
                 await Task.Delay(IndexCompactionInterval, stop).ConfigureAwait(false);

@@ -11,7 +11,11 @@ public sealed class QueueStoreOptions
 }
 
 /// <summary>What a sweep removed (docs/queue.md, "The sweep").</summary>
-public sealed record SweepReport(int TmpRemoved, int OrphanBodiesRemoved, IReadOnlyList<string> InterruptedDeliveries, int JournalsExpired);
+public sealed record SweepReport(int TmpRemoved, int OrphanBodiesRemoved, IReadOnlyList<string> InterruptedDeliveries, int JournalsExpired)
+{
+    /// <summary>Messages queued when the sweep looked (env/ entries, from one readdir).</summary>
+    public int Queued { get; init; }
+}
 
 /// <summary>
 /// The durable queue: the only code that touches the spool directory. Every process that
@@ -233,6 +237,17 @@ public sealed class QueueStore : IDisposable
     /// <returns>Lines kept and envelopes read again; null without an index, or while another process compacts it.</returns>
     public (int Kept, int Read)? CompactIndex(bool verify = false) =>
         OperatingSystem.IsLinux() && Index is not null ? Index.Compact(PresentEnvelopes(), verify) : null;
+
+    /// <summary>
+    /// Checks the summary index line by line against full stats of the envelopes (a crash or a
+    /// power loss can have lost appends) and rewrites it sorted; what a starting server does.
+    /// Never throws for I/O: listings read env/ wherever the index is stale.
+    /// </summary>
+    public void VerifyIndex()
+    {
+        try { CompactIndex(verify: true); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+    }
 
     /// <summary>Whether the summary index has grown enough since its last compaction for another to pay.</summary>
     public bool IndexNeedsCompaction() => OperatingSystem.IsLinux() && Index is not null && Index.NeedsCompaction();
@@ -701,9 +716,11 @@ public sealed class QueueStore : IDisposable
     /// <summary>
     /// Removes crash leftovers (docs/queue.md, "The sweep"). Safe at any time from any process:
     /// it only removes files no live writer holds. With <paramref name="asServer"/> (the caller
-    /// holds the server lock) it also clears delivery markers and journals possible duplicates.
+    /// holds the server lock) it also clears delivery markers and journals possible duplicates,
+    /// and checks the summary index line by line unless <paramref name="verifyIndex"/> is false
+    /// (a starting server does that in the background, so that delivery starts at once).
     /// </summary>
-    public SweepReport Sweep(bool asServer)
+    public SweepReport Sweep(bool asServer, bool verifyIndex = true)
     {
         int tmpRemoved = 0, orphans = 0, expired = 0;
         foreach (var name in SafeNames(Layout.TmpDir).ToList())
@@ -731,11 +748,7 @@ public sealed class QueueStore : IDisposable
 
         // A starting server checks the summary index line by line (a crash or a power loss can
         // have lost appends) and rewrites it sorted.
-        if (asServer)
-        {
-            try { CompactIndex(verify: true); }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { } // listings read env/ where the index is stale
-        }
+        if (asServer && verifyIndex) VerifyIndex();
         var cutoff = Clock.GetUtcNow() - _options.JournalRetention;
         MailLog.Expire(Layout.LogDir, cutoff);
         foreach (var id in SafeNames(Layout.JournalDir).ToList())
@@ -748,7 +761,7 @@ public sealed class QueueStore : IDisposable
                 expired++;
             }
         }
-        return new SweepReport(tmpRemoved, orphans, interrupted, expired);
+        return new SweepReport(tmpRemoved, orphans, interrupted, expired) { Queued = committed.Count };
     }
 
     /// <summary>
