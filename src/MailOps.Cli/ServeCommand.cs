@@ -16,9 +16,7 @@ internal static class ServeCommand
         var a = CliArgs.Parse(args, ["--queue", "--config", "--listen", "--hostname", "--local-domain", "--relay-domain", "--mailbox",
             "--relay-client", "--maildir-root", "--smarthost", "--smarthost-tls", "--dns-server", "--remote-port", "--default-domain", "--max-message-size", "--metrics"],
             ["--no-delivery", "--hold-incoming", "--no-tls", "--capture"]);
-        // A capturing test server without a queue of its own gets a new one, not the user's.
-        string? queueArg = a.Value("--queue") ?? (a.Flag("--capture") && a.Value("--config") is null && Environment.GetEnvironmentVariable("MAILOPS_QUEUE") is null
-            ? Core.Local.CaptureStore.NewQueuePath() : null);
+        string? queueArg = Core.Local.CaptureStore.QueuePathFor(a.Flag("--capture"), a.Value("--queue"), a.Value("--config"));
         // The same mapping as Start-MailServer's parameters (docs/configuration.md).
         IReadOnlyList<string>? List(string flag) => a.Values(flag).Count > 0 ? a.Values(flag).ToList() : null;
         int? Int(string flag) => a.Value(flag) is { } v ? int.TryParse(v, out int n) ? n : throw CliException.Usage($"{flag}: '{v}' is not a number") : null;

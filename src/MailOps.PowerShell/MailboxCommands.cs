@@ -107,6 +107,7 @@ public sealed class WaitMailboxMessageCommand : MailboxCmdlet
         var (queue, maildir) = Source();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Timeout);
         using var changed = new SemaphoreSlim(0);
+        void Wake() { if (changed.CurrentCount == 0) changed.Release(); }
         var watchers = new List<FileSystemWatcher>();
         try
         {
@@ -118,9 +119,8 @@ public sealed class WaitMailboxMessageCommand : MailboxCmdlet
                 while (dir is not null && !Directory.Exists(dir)) dir = Path.GetDirectoryName(dir);
                 if (dir is null) continue;
                 var watcher = new FileSystemWatcher(dir) { IncludeSubdirectories = dir != CaptureStore.DirectoryOf(queue), NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName };
-                FileSystemEventHandler onChange = (_, _) => { if (changed.CurrentCount == 0) changed.Release(); };
-                watcher.Created += onChange;
-                watcher.Renamed += (_, _) => { if (changed.CurrentCount == 0) changed.Release(); };
+                watcher.Created += (_, _) => Wake();
+                watcher.Renamed += (_, _) => Wake();
                 watcher.EnableRaisingEvents = true;
                 watchers.Add(watcher);
             }

@@ -82,9 +82,7 @@ public sealed class StartMailServerCommand : MailOpsCmdlet
         // Paths are resolved now, in this command's location: Update-MailServer reads the same file
         // and applies the same parameters again later, from wherever it runs.
         string? configPath = string.IsNullOrEmpty(ConfigPath) ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath);
-        string? queuePath = !string.IsNullOrEmpty(QueuePath) ? GetUnresolvedProviderPathFromPSPath(QueuePath)
-            // A capturing test server without a queue of its own gets a new one, not the user's.
-            : Capture && configPath is null && Environment.GetEnvironmentVariable("MAILOPS_QUEUE") is null ? MailOps.Core.Local.CaptureStore.NewQueuePath() : null;
+        string? queuePath = MailOps.Core.Local.CaptureStore.QueuePathFor(Capture, string.IsNullOrEmpty(QueuePath) ? null : GetUnresolvedProviderPathFromPSPath(QueuePath), configPath);
         ConfigOverrides overrides;
         try
         {

@@ -11,9 +11,15 @@ namespace MailOps.Core.Local;
 /// </summary>
 public static class CaptureStore
 {
-    /// <summary>A new, empty queue directory in the temporary directory, for a capturing server started without a queue of its own.</summary>
-    public static string NewQueuePath() =>
-        Path.Combine(Path.GetTempPath(), "mailops-capture-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);
+    /// <summary>
+    /// The queue a server starts on: <paramref name="queuePath"/> when given; for a capturing server
+    /// with no queue of its own (no path, no configuration file, no MAILOPS_QUEUE) a new, empty one
+    /// in the temporary directory, never the user's; otherwise null (the usual resolution).
+    /// </summary>
+    public static string? QueuePathFor(bool capture, string? queuePath, string? configPath) =>
+        queuePath ?? (capture && configPath is null && Environment.GetEnvironmentVariable("MAILOPS_QUEUE") is null
+            ? Path.Combine(Path.GetTempPath(), "mailops-capture-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8])
+            : null);
 
     /// <summary>The capture directory of a queue.</summary>
     public static string DirectoryOf(string queuePath) => Path.Combine(queuePath, "capture");

@@ -89,8 +89,8 @@ internal sealed class QueueIndex
     /// <summary>
     /// The envelopes of <paramref name="present"/> (env/'s entries with their inodes, sorted by
     /// id), in that order, each from the index when its line is current, else from
-    /// <paramref name="readEnvelope"/> (null: gone meanwhile, left out). Streams: memory holds the
-    /// lines appended since the last compaction, not the snapshot.
+    /// <paramref name="readEnvelope"/> (null: gone meanwhile, left out). Streams: memory holds where the
+    /// lines appended since the last compaction are, not the lines nor the snapshot.
     /// </summary>
     /// <param name="needle">Lower-case ASCII bytes a wanted envelope's JSON must contain (a filter's literal): lines without them are not parsed.</param>
     public IEnumerable<Envelope> Read(IReadOnlyList<(string Id, ulong Inode)> present, Func<string, Envelope?> readEnvelope, byte[]? needle = null)

@@ -422,7 +422,7 @@ public sealed class QueueStore : IDisposable
         var eventType = hold ? JournalEventType.Held : JournalEventType.Released;
         Func<EnvelopeRecipient, bool> change = hold ? HoldRecipient : ReleaseRecipient;
         int changed = 0;
-        ids ??= EnvelopeStamps().Select(e => e.Id);
+        ids ??= SafeNames(Layout.EnvDir).ToList(); // names only: no stat per message
         foreach (var batch in ids.Where(QueueId.IsValid).Distinct(StringComparer.Ordinal).Chunk(512))
         {
             var envelopes = new List<(Envelope Envelope, List<string> Touched)>();
