@@ -41,7 +41,9 @@ public sealed class DelayWarningTests
         await net.StartDnsAsync("--mx-host=slow1.test,mx.slow.test,10", "--mx-host=slow2.test,mx.slow.test,10", "--mx-host=slow3.test,mx.slow.test,10",
             "--host-record=mx.slow.test,127.0.0.2");
         await using var busy = net.StartGreeter("127.0.0.2", "421 4.3.2 mx.slow.test busy, come back later");
-        var config = net.SenderConfig(c => c.DelayWarningAfter = TimeSpan.FromSeconds(5));
+        // Ten seconds: the first pass (three destinations, DNS, three refused connections) must end
+        // before it, also on a loaded CI machine running other tests at the same time.
+        var config = net.SenderConfig(c => c.DelayWarningAfter = TimeSpan.FromSeconds(10));
         var store = net.OpenSenderStore();
         string[] ids =
         [
@@ -52,7 +54,7 @@ public sealed class DelayWarningTests
         var arrived = store.ReadEnvelope(ids[0])!.Arrived;
         await MailNetwork.PassAsync(config, store, ids); // too early: deferred, no warning
         Assert.Equal(3, store.List().Count);
-        var wait = arrived + TimeSpan.FromSeconds(5.3) - DateTimeOffset.UtcNow;
+        var wait = arrived + TimeSpan.FromSeconds(10.3) - DateTimeOffset.UtcNow;
         if (wait > TimeSpan.Zero) await Task.Delay(wait);
         await MailNetwork.PassAsync(config, store, ids); // past DelayWarningAfter: one warning
         await Task.Delay(TimeSpan.FromSeconds(1.2)); // the next retry is due
