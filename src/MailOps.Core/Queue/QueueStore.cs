@@ -554,9 +554,18 @@ public sealed class QueueStore : IDisposable
             var events = apply(envelope);
             bool finished = envelope.Recipients.All(r => r.IsFinal);
             if (finished && !envelope.ReportDue) envelope.ReportDue = reportDue(envelope);
-            if (finished && !envelope.ReportDue) Retire(id);
-            else WriteEnvelopeLocked(envelope);
-            if (events.Count > 0) AppendJournal(id, events, envelope);
+            if (finished && !envelope.ReportDue)
+            {
+                // The journal first: whoever sees the message gone (a flush waiting for its
+                // outcome) must find why in the journal. A crash between the two delivers it again.
+                if (events.Count > 0) AppendJournal(id, events, envelope);
+                Retire(id);
+            }
+            else
+            {
+                WriteEnvelopeLocked(envelope);
+                if (events.Count > 0) AppendJournal(id, events, envelope);
+            }
             return envelope;
         }
     }
