@@ -248,13 +248,15 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     {
         var now = _clock.GetUtcNow();
         var present = new HashSet<string>(StringComparer.Ordinal);
+        // A release leaves the envelope as it was (a marker says it): read those again.
+        var released = _store.ReleasedIds();
         foreach (var (id, stamp) in _store.EnvelopeStamps())
         {
             present.Add(id);
             lock (_gate)
             {
                 if (_only is not null && !_only.Contains(id)) continue;
-                if (_seen.TryGetValue(id, out var seen) && seen.Stamp == stamp && seen.Due > now) continue;
+                if (_seen.TryGetValue(id, out var seen) && seen.Stamp == stamp && seen.Due > now && !released.Contains(id)) continue;
             }
             Envelope? envelope;
             try { envelope = _store.ReadEnvelope(id); }

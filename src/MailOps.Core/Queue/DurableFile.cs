@@ -232,6 +232,29 @@ internal static partial class DurableFile
         dir.Sync();
     }
 
+    /// <summary>
+    /// Makes <paramref name="link"/> a second name of the file <paramref name="existing"/> (link(2)):
+    /// a marker that costs a directory entry and no new inode. Creating inodes is what is dear on
+    /// a busy file system (about 1 ms each here in a fresh directory, against 25 µs for a link).
+    /// An existing <paramref name="link"/> is left as it is. Where there are no hard links
+    /// (Windows) the marker is an empty file.
+    /// </summary>
+    /// <exception cref="FileNotFoundException"><paramref name="existing"/> (or the link's directory) is gone.</exception>
+    public static void Link(string existing, string link)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            if (!File.Exists(existing)) throw new FileNotFoundException($"link {existing}: no such file", existing);
+            Touch(link);
+            return;
+        }
+        if (Native.link(existing, link) == 0) return;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno == 17 /* EEXIST */) return;
+        if (errno == 2) throw new FileNotFoundException($"link {existing} -> {link}: no such file", existing);
+        throw new IOException($"link {existing} -> {link} failed: errno {errno}");
+    }
+
     /// <summary>Atomic rename within one file system; replaces the target if it exists.</summary>
     public static void Rename(string from, string to)
     {
@@ -274,6 +297,9 @@ internal static partial class DurableFile
 
         [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int rename(string from, string to);
+
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int link(string existing, string link);
 
         [LibraryImport("kernel32", SetLastError = true, StringMarshalling = StringMarshalling.Utf16)]
         [return: MarshalAs(UnmanagedType.Bool)]

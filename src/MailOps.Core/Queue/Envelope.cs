@@ -103,4 +103,11 @@ public sealed class Envelope
 
     [JsonIgnore]
     public bool IsBounce => Sender.Length == 0;
+
+    /// <summary>
+    /// Read with a release marker applied: the held recipients shown here as released are still
+    /// held in the file, and the marker goes once this envelope is written back.
+    /// </summary>
+    [JsonIgnore]
+    internal bool ReleasePending { get; set; }
 }

@@ -10,6 +10,7 @@ internal sealed class QueueLayout
         TmpDir = Path.Combine(Root, "tmp");
         EnvDir = Path.Combine(Root, "env");
         ActiveDir = Path.Combine(Root, "active");
+        ReleasedDir = Path.Combine(Root, "released");
         JournalDir = Path.Combine(Root, "journal");
         LockDir = Path.Combine(Root, "lock");
         ControlDir = Path.Combine(Root, "control");
@@ -22,6 +23,8 @@ internal sealed class QueueLayout
     public string TmpDir { get; }
     public string EnvDir { get; }
     public string ActiveDir { get; }
+    /// <summary>Release markers: a held message released, not yet written back (docs/queue.md, "Operator actions").</summary>
+    public string ReleasedDir { get; }
     public string JournalDir { get; }
     public string LockDir { get; }
     public string ControlDir { get; }
@@ -30,12 +33,13 @@ internal sealed class QueueLayout
     /// <summary>The summary index, a cache of the envelopes (docs/queue.md, "The summary index").</summary>
     public string IndexDir { get; }
 
-    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, JournalDir, LockDir, ControlDir, LogDir, IndexDir];
+    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, ReleasedDir, JournalDir, LockDir, ControlDir, LogDir, IndexDir];
 
     public string Mess(string id) => Path.Combine(MessDir, Checked(id));
     public string Tmp(string id) => Path.Combine(TmpDir, Checked(id));
     public string Env(string id) => Path.Combine(EnvDir, Checked(id));
     public string Active(string id) => Path.Combine(ActiveDir, Checked(id));
+    public string Released(string id) => Path.Combine(ReleasedDir, Checked(id));
     public string Journal(string id) => Path.Combine(JournalDir, Checked(id));
     public string ServerLock => Path.Combine(LockDir, "server");
     public string MutateLock => Path.Combine(LockDir, "mutate");

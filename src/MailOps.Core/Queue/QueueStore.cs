@@ -146,11 +146,32 @@ public sealed class QueueStore : IDisposable
         if (!QueueId.IsValid(id)) return null;
         try
         {
-            return QueueJson.Deserialize(DurableFile.ReadSmallFile(Layout.Env(id)));
+            return ApplyRelease(QueueJson.Deserialize(DurableFile.ReadSmallFile(Layout.Env(id))), id, released: null);
         }
         catch (FileNotFoundException) { return null; }
         catch (DirectoryNotFoundException) { return null; }
     }
+
+    /// <summary>
+    /// A release is a marker, released/&lt;id&gt; (a hard link to the envelope), beside an envelope
+    /// that still says held: releasing many messages is then a directory entry each, not an
+    /// envelope rewrite each. Whoever reads the envelope
+    /// sees the release applied (<see cref="ReleaseRecipient"/>), and the next write of the envelope
+    /// makes it so in the file and removes the marker. Only an envelope with a held recipient
+    /// looks for a marker: other reads cost nothing more.
+    /// </summary>
+    /// <param name="released">The ids with a marker, when the caller listed released/; null to look for this one.</param>
+    private Envelope? ApplyRelease(Envelope? envelope, string id, IReadOnlySet<string>? released)
+    {
+        if (envelope is null || !envelope.Recipients.Any(r => r.State == RecipientState.Held)) return envelope;
+        if (released is null ? !File.Exists(Layout.Released(id)) : !released.Contains(id)) return envelope;
+        foreach (var r in envelope.Recipients) ReleaseRecipient(r);
+        envelope.ReleasePending = true;
+        return envelope;
+    }
+
+    /// <summary>The ids with a release marker (one readdir; none in the usual case).</summary>
+    internal HashSet<string> ReleasedIds() => new(SafeNames(Layout.ReleasedDir), StringComparer.Ordinal);
 
     /// <summary>
     /// The message just committed with <paramref name="committed"/>, as listed now; when a server
@@ -202,8 +223,10 @@ public sealed class QueueStore : IDisposable
         }
         var now = Clock.GetUtcNow();
         var active = new HashSet<string>(SafeNames(Layout.ActiveDir), StringComparer.Ordinal);
+        var released = ReleasedIds();
         foreach (var envelope in Index.Read(PresentEnvelopes(), ReadEnvelopeQuietly, filter?.Needle()))
         {
+            ApplyRelease(envelope, envelope.Id, released);
             var mail = new QueuedMail(envelope, active.Contains(envelope.Id), now, QueuePath);
             if (filter is null || filter.Matches(mail)) yield return mail;
         }
@@ -328,10 +351,21 @@ public sealed class QueueStore : IDisposable
 
     /// <summary>Releases held recipients; they are due at once.</summary>
     /// <exception cref="QueuedMessageNotFoundException">Not queued.</exception>
-    public Task<QueuedMail> ReleaseAsync(string id, CancellationToken cancellationToken = default) =>
-        MutateAsync(id, JournalEventType.Released, ReleaseRecipient, cancellationToken);
+    public async Task<QueuedMail> ReleaseAsync(string id, CancellationToken cancellationToken = default)
+    {
+        if (!QueueId.IsValid(id)) throw new QueuedMessageNotFoundException(id);
+        Envelope envelope;
+        bool changed;
+        using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
+        {
+            envelope = ReadEnvelope(id) ?? throw new QueuedMessageNotFoundException(id);
+            changed = ReleaseLocked([envelope]) > 0;
+        }
+        if (changed) QueueTrigger.Pull(QueuePath);
+        return new QueuedMail(envelope, File.Exists(Layout.Active(id)), Clock.GetUtcNow(), QueuePath);
+    }
 
-    private static bool ReleaseRecipient(EnvelopeRecipient r)
+    internal static bool ReleaseRecipient(EnvelopeRecipient r)
     {
         if (r.State != RecipientState.Held) return false;
         r.State = r.Attempts > 0 ? RecipientState.Deferred : RecipientState.Pending;
@@ -369,6 +403,7 @@ public sealed class QueueStore : IDisposable
             DurableFile.SyncDirectory(Layout.EnvDir);
             File.Delete(Layout.Mess(id));
             if (OperatingSystem.IsLinux()) Index?.Removed(id);
+            if (envelope is not null) ForgetRelease(envelope);
             AppendJournal(id, [JournalEvents.Operator(JournalEventType.Removed, Clock.GetUtcNow(), detail: reason)], envelope);
         }
         QueueTrigger.Pull(QueuePath);
@@ -419,31 +454,64 @@ public sealed class QueueStore : IDisposable
     /// <returns>How many messages changed.</returns>
     public async Task<int> HoldManyAsync(IEnumerable<string>? ids, bool hold, CancellationToken cancellationToken = default)
     {
-        var eventType = hold ? JournalEventType.Held : JournalEventType.Released;
-        Func<EnvelopeRecipient, bool> change = hold ? HoldRecipient : ReleaseRecipient;
         int changed = 0;
         ids ??= SafeNames(Layout.EnvDir).ToList(); // names only: no stat per message
         foreach (var batch in ids.Where(QueueId.IsValid).Distinct(StringComparer.Ordinal).Chunk(512))
         {
-            var envelopes = new List<(Envelope Envelope, List<string> Touched)>();
-            var now = Clock.GetUtcNow();
+            int done;
             using (await _locks.AcquireManyAsync(batch, cancellationToken).ConfigureAwait(false))
             {
-                foreach (var id in batch)
-                {
-                    if (ReadEnvelope(id) is not { } envelope) continue;
-                    var touched = Change(envelope, change, now);
-                    if (touched.Count > 0) envelopes.Add((envelope, touched));
-                }
-                if (envelopes.Count == 0) continue;
-                WriteEnvelopesLocked(envelopes.Select(e => e.Envelope).ToList());
-                AppendJournals(envelopes.Select(e => (e.Envelope.Id, (IReadOnlyList<JournalEvent>)e.Touched.Select(a => JournalEvents.Operator(eventType, now, a)).ToArray(), (Envelope?)e.Envelope)).ToList());
+                var envelopes = batch.Select(ReadEnvelope).OfType<Envelope>().ToList();
+                done = hold ? HoldLocked(envelopes) : ReleaseLocked(envelopes);
             }
-            changed += envelopes.Count;
-            QueueTrigger.Pull(QueuePath);
+            changed += done;
+            if (done > 0) QueueTrigger.Pull(QueuePath);
         }
         return changed;
     }
+
+    /// <summary>Holds the envelopes' waiting recipients: each changed envelope is rewritten (one file-system sync for all). Caller holds the ids' locks.</summary>
+    private int HoldLocked(IReadOnlyList<Envelope> envelopes)
+    {
+        var now = Clock.GetUtcNow();
+        var changed = new List<(Envelope Envelope, List<string> Touched)>();
+        foreach (var envelope in envelopes)
+        {
+            var touched = Change(envelope, HoldRecipient, now);
+            if (touched.Count > 0) changed.Add((envelope, touched));
+        }
+        if (changed.Count == 0) return 0;
+        WriteEnvelopesLocked(changed.Select(e => e.Envelope).ToList());
+        AppendJournals(changed.Select(e => (e.Envelope.Id, Operator(JournalEventType.Held, now, e.Touched), (Envelope?)e.Envelope)).ToList());
+        return changed.Count;
+    }
+
+    /// <summary>
+    /// Releases the envelopes' held recipients with a marker each (see <see cref="ApplyRelease"/>)
+    /// and one sync of released/; the envelopes given are changed as readers will now see them.
+    /// Caller holds the ids' locks.
+    /// </summary>
+    private int ReleaseLocked(IReadOnlyList<Envelope> envelopes)
+    {
+        var now = Clock.GetUtcNow();
+        var changed = new List<(Envelope Envelope, List<string> Touched)>();
+        foreach (var envelope in envelopes)
+        {
+            var touched = envelope.Recipients.Where(r => r.State == RecipientState.Held).Select(r => r.Address).ToList();
+            if (touched.Count == 0) continue; // not held, or released already
+            DurableFile.Link(Layout.Env(envelope.Id), Layout.Released(envelope.Id)); // a name, not a new inode
+            foreach (var r in envelope.Recipients) ReleaseRecipient(r);
+            envelope.ReleasePending = true;
+            changed.Add((envelope, touched));
+        }
+        if (changed.Count == 0) return 0;
+        DurableFile.SyncDirectory(Layout.ReleasedDir);
+        AppendJournals(changed.Select(e => (e.Envelope.Id, Operator(JournalEventType.Released, now, e.Touched), (Envelope?)e.Envelope)).ToList());
+        return changed.Count;
+    }
+
+    private static IReadOnlyList<JournalEvent> Operator(JournalEventType type, DateTimeOffset now, IEnumerable<string> recipients) =>
+        recipients.Select(a => JournalEvents.Operator(type, now, a)).ToArray();
 
     internal Task<IDisposable> LockAsync(string id, CancellationToken cancellationToken) => _locks.AcquireAsync(id, cancellationToken);
 
@@ -497,6 +565,16 @@ public sealed class QueueStore : IDisposable
         }
         DurableFile.SyncDirectory(Layout.EnvDir);
         if (OperatingSystem.IsLinux()) Index?.Written(renamed);
+        // The file now says what a release marker said (or a hold replaced the release): the marker goes.
+        foreach (var envelope in envelopes)
+            if (envelope.ReleasePending || envelope.Recipients.Any(r => r.State == RecipientState.Held)) ForgetRelease(envelope);
+    }
+
+    private void ForgetRelease(Envelope envelope)
+    {
+        envelope.ReleasePending = false;
+        try { File.Delete(Layout.Released(envelope.Id)); }
+        catch (IOException) { } // a marker left over does nothing once the envelope has no held recipient; the sweep removes it with its message
     }
 
     // ---------------------------------------------------------------- delivery (Delivery/ records its results here)
@@ -525,7 +603,9 @@ public sealed class QueueStore : IDisposable
     /// <summary>Marks a delivery of <paramref name="id"/> as in flight: operators see it Active, and a crash leaves the marker for the sweep.</summary>
     internal void MarkActive(string id)
     {
-        DurableFile.Touch(Layout.Active(id));
+        // A second name of the envelope (no new inode); a message removed meanwhile has none.
+        try { DurableFile.Link(Layout.Env(id), Layout.Active(id)); }
+        catch (FileNotFoundException) { }
     }
 
     internal void ClearActive(string id)
@@ -559,7 +639,7 @@ public sealed class QueueStore : IDisposable
                 // The journal first: whoever sees the message gone (a flush waiting for its
                 // outcome) must find why in the journal. A crash between the two delivers it again.
                 if (events.Count > 0) AppendJournal(id, events, envelope);
-                Retire(id);
+                Retire(envelope);
             }
             else
             {
@@ -584,16 +664,17 @@ public sealed class QueueStore : IDisposable
         using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
             var current = ReadEnvelope(id);
-            if (current is not null && current.Recipients.All(r => r.IsFinal)) Retire(id);
+            if (current is not null && current.Recipients.All(r => r.IsFinal)) Retire(current);
         }
     }
 
     /// <summary>Removes a finished message. Caller holds the id's lock.</summary>
-    private void Retire(string id)
+    private void Retire(Envelope envelope)
     {
-        File.Delete(Layout.Env(id));
-        File.Delete(Layout.Mess(id));
-        if (OperatingSystem.IsLinux()) Index?.Removed(id);
+        File.Delete(Layout.Env(envelope.Id));
+        File.Delete(Layout.Mess(envelope.Id));
+        if (OperatingSystem.IsLinux()) Index?.Removed(envelope.Id);
+        if (envelope.ReleasePending) ForgetRelease(envelope);
     }
 
     // ---------------------------------------------------------------- journal
@@ -754,6 +835,11 @@ public sealed class QueueStore : IDisposable
                 File.Delete(Path.Combine(Layout.ActiveDir, id));
             }
         }
+
+        // Release markers of messages that left the queue (a crash between the two unlinks).
+        foreach (var id in SafeNames(Layout.ReleasedDir).ToList())
+            if (!committed.Contains(id) && !File.Exists(Path.Combine(Layout.EnvDir, id)))
+                File.Delete(Path.Combine(Layout.ReleasedDir, id));
 
         // A starting server checks the summary index line by line (a crash or a power loss can
         // have lost appends) and rewrites it sorted.

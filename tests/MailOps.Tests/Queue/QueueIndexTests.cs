@@ -134,6 +134,35 @@ public class QueueIndexTests
     }
 
     [Fact]
+    public async Task A_running_server_delivers_what_another_process_releases_and_the_markers_leave_with_the_messages()
+    {
+        using var q = new TempQueue();
+        string maildir = Path.Combine(q.Root, "maildir");
+        const int Count = 50;
+        using (var preload = q.Open())
+        {
+            for (int i = 0; i < Count; i++) await EnqueueAsync(preload, "alice@self.test");
+            Assert.Equal(Count, await preload.HoldManyAsync(null, hold: true));
+        }
+        string box = Path.Combine(maildir, "self.test", "alice", "new");
+        int Delivered() => Directory.Exists(box) ? Directory.GetFiles(box).Length : 0;
+
+        await using var server = MailServer.Start(LocalServer.Config(q.QueuePath, maildir, "alice@self.test"));
+        await Task.Delay(1000); // the server has scanned the held queue
+        Assert.Equal(0, Delivered());
+
+        using var other = q.Open(); // as `mailops release --all` would
+        Assert.Equal(Count, await other.HoldManyAsync(null, hold: false));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (other.Count() > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+
+        Assert.Equal(0, other.Count());
+        Assert.Equal(Count, Delivered());
+        Assert.Empty(q.Files("released"));
+        Assert.Empty(q.Files("active"));
+    }
+
+    [Fact]
     public async Task Holding_and_releasing_every_message_at_once_changes_each_once_with_its_journal_and_the_index()
     {
         using var q = new TempQueue();
@@ -156,7 +185,9 @@ public class QueueIndexTests
         Assert.Equal(2, await store.HoldManyAsync([ids[1], ids[1], "0000000000000000", ids[2]], hold: false));
         Assert.Equal(Count - 2, await store.HoldManyAsync(null, hold: false));
         Assert.All(store.ListEachFile(null), m => Assert.Equal("Queued", m.State));
+        Assert.All(store.List(), m => Assert.Equal("Queued", m.State));
         Assert.All(store.ListEachFile(null), m => Assert.Null(m.NextAttempt));
+        Assert.Equal(Count, q.Files("released").Length); // a marker each, the envelopes as they were
         CrashTests.AssertIndexAgrees(store);
         Assert.Empty(q.Files("tmp"));
         Assert.Equal(Count, store.Count());

@@ -141,6 +141,58 @@ public class QueueStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_release_is_a_marker_until_the_envelope_is_next_written()
+    {
+        using var store = _q.Open();
+        string id = await store.EnqueueAsync(NewEnvelope("bob@example.org", "carol@example.net"), new MemoryStream(SampleBody));
+        string env = Path.Combine(_q.QueuePath, "env", id), marker = Path.Combine(_q.QueuePath, "released", id);
+        await store.HoldAsync(id);
+        byte[] held = File.ReadAllBytes(env);
+
+        // Released: the envelope file is not rewritten; every reader sees the release.
+        Assert.Equal(MessageState.Queued, (await store.ReleaseAsync(id)).Kind);
+        Assert.Equal(held, File.ReadAllBytes(env));
+        Assert.True(File.Exists(marker));
+        Assert.Equal("Queued", store.Find(id)!.State);
+        Assert.Equal("Queued", Assert.Single(store.List()).State);
+        Assert.Equal("Queued", Assert.Single(store.ListEachFile(null)).State);
+        Assert.All(store.ReadEnvelope(id)!.Recipients, r => Assert.Equal(RecipientState.Pending, r.State));
+        Assert.Equal(0, await store.HoldManyAsync([id], hold: false)); // released already: no second marker, no second journal line
+        CrashTests.AssertIndexAgrees(store);
+
+        // Held again: the file says held and the marker is gone.
+        Assert.Equal(MessageState.Held, (await store.HoldAsync(id)).Kind);
+        Assert.False(File.Exists(marker));
+        Assert.Equal("Held", Assert.Single(store.List()).State);
+
+        // Released again, then written back (as a delivery's record does): the file says pending, the marker is gone.
+        await store.ReleaseAsync(id);
+        using (await store.LockAsync(id, default)) store.WriteEnvelopeLocked(store.ReadEnvelope(id)!);
+        Assert.False(File.Exists(marker));
+        Assert.DoesNotContain("Held", File.ReadAllText(env));
+        Assert.Equal("Queued", Assert.Single(store.List()).State);
+
+        // A marker left by a crash (the envelope was written back, the unlink lost) does not release a later hold.
+        File.WriteAllBytes(marker, []);
+        await store.HoldAsync(id);
+        Assert.False(File.Exists(marker));
+        Assert.Equal("Held", Assert.Single(store.List()).State);
+        CrashTests.AssertIndexAgrees(store);
+
+        // The message leaves with its marker; the sweep removes the marker of one that left without.
+        await store.ReleaseAsync(id);
+        await store.RemoveAsync(id);
+        Assert.Empty(_q.Files("released"));
+        File.WriteAllBytes(marker, []);
+        store.Sweep(asServer: false);
+        Assert.Empty(_q.Files("released"));
+
+        var events = store.ReadJournal(id).Select(e => e.Event).Where(e => e is JournalEventType.Held or JournalEventType.Released).ToList();
+        Assert.Equal(3 * 2, events.Count(e => e == JournalEventType.Held));
+        Assert.Equal(3 * 2, events.Count(e => e == JournalEventType.Released));
+    }
+
+    [Fact]
     public async Task Operations_on_unknown_ids_say_not_found()
     {
         using var store = _q.Open();
