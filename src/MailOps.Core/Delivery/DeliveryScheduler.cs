@@ -248,15 +248,17 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     {
         var now = _clock.GetUtcNow();
         var present = new HashSet<string>(StringComparer.Ordinal);
-        // A release leaves the envelope as it was (a marker says it): read those again.
         var released = _store.ReleasedIds();
-        foreach (var (id, stamp) in _store.EnvelopeStamps())
+        foreach (var (id, written) in _store.EnvelopeStamps())
         {
             present.Add(id);
+            // A release leaves the envelope file as it was (a marker says it): a released message
+            // counts as changed once, when its marker is first seen.
+            var stamp = released.Contains(id) ? written.AddTicks(1) : written;
             lock (_gate)
             {
                 if (_only is not null && !_only.Contains(id)) continue;
-                if (_seen.TryGetValue(id, out var seen) && seen.Stamp == stamp && seen.Due > now && !released.Contains(id)) continue;
+                if (_seen.TryGetValue(id, out var seen) && seen.Stamp == stamp && seen.Due > now) continue;
             }
             Envelope? envelope;
             try { envelope = _store.ReadEnvelope(id); }
