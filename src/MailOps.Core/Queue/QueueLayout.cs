@@ -23,7 +23,7 @@ internal sealed class QueueLayout
     public string TmpDir { get; }
     public string EnvDir { get; }
     public string ActiveDir { get; }
-    /// <summary>Release markers: a held message released, not yet written back (docs/queue.md, "Operator actions").</summary>
+    /// <summary>Release markers: a held message released, not yet written back (docs/queue.md, "Changing a message").</summary>
     public string ReleasedDir { get; }
     public string JournalDir { get; }
     public string LockDir { get; }

@@ -155,10 +155,10 @@ public sealed class QueueStore : IDisposable
     /// <summary>
     /// A release is a marker, released/&lt;id&gt; (a hard link to the envelope), beside an envelope
     /// that still says held: releasing many messages is then a directory entry each, not an
-    /// envelope rewrite each. Whoever reads the envelope
-    /// sees the release applied (<see cref="ReleaseRecipient"/>), and the next write of the envelope
-    /// makes it so in the file and removes the marker. Only an envelope with a held recipient
-    /// looks for a marker: other reads cost nothing more.
+    /// envelope rewrite each. Whoever reads the envelope sees the release applied
+    /// (<see cref="ReleaseRecipient"/>), and the next write of the envelope makes it so in the
+    /// file and removes the marker. Only an envelope with a held recipient looks for a marker:
+    /// other reads cost nothing more.
     /// </summary>
     /// <param name="released">The ids with a marker, when the caller listed released/; null to look for this one.</param>
     private Envelope? ApplyRelease(Envelope? envelope, string id, IReadOnlySet<string>? released)
