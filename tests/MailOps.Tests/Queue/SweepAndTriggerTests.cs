@@ -34,6 +34,26 @@ public class SweepAndTriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_marker_is_a_second_name_of_the_envelope_or_an_empty_file_where_a_link_is_refused()
+    {
+        string dir = Path.Combine(_q.Root, "markers");
+        Directory.CreateDirectory(dir);
+        string envelope = Path.Combine(dir, "envelope"), marker = Path.Combine(dir, "marker");
+        File.WriteAllText(envelope, "{}");
+
+        DurableFile.Link(envelope, marker);
+        Assert.Equal("{}", File.ReadAllText(marker)); // the same file: no inode of its own
+        DurableFile.Link(envelope, marker); // there already: left as it is
+        Assert.Throws<FileNotFoundException>(() => DurableFile.Link(Path.Combine(dir, "gone"), Path.Combine(dir, "m2")));
+
+        // link(2) refuses a directory (EPERM), as file systems without hard links refuse every link: the marker is an empty file.
+        string refused = Path.Combine(dir, "m3");
+        DurableFile.Link(_q.Root, refused);
+        Assert.True(File.Exists(refused));
+        Assert.Equal(0, new FileInfo(refused).Length);
+    }
+
+    [Fact]
     public async Task Sweep_as_server_clears_interrupted_deliveries_and_journals_possible_duplicates()
     {
         using var store = _q.Open();
