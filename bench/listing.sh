@@ -3,7 +3,8 @@
 # a private Postfix (smtp-source into hold/, count checked) and N queued in MailOps (mailops-bench
 # fill, then a server start and stop, whose sweep compacts the summary index), then interleaved
 # repetitions of `postqueue -j` and `mailops queue --json`, wall time and peak resident memory of
-# the listing process (/usr/bin/time; postqueue's own, as its showq daemon reads the queue), and
+# the listing process (/usr/bin/time; postqueue's own, as its showq daemon reads the queue; mailops's
+# with the mailops-list it becomes, as installed), and
 # Get-MailQueue -First 20 and filtered listings in one warm pwsh. Bounded: N, REPS, TIMEOUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,11 @@ cleanup() { [ "$started_pf" = 1 ] && "$MTABENCH/postfix-down.sh" --purge >/dev/n
 trap cleanup EXIT
 
 dotnet build -c Release -v q -nologo bench/MailOps.Bench >/dev/null
-dotnet build -c Release -v q -nologo src/MailOps.Cli >/dev/null
 dotnet build -c Release -v q -nologo src/MailOps.PowerShell >/dev/null
-mailops=src/MailOps.Cli/bin/Release/net10.0/mailops
+# mailops as installed: published, with mailops-list (NativeAOT) beside it, which `mailops queue` becomes.
+dotnet publish -c Release -v q -nologo src/MailOps.Cli -o "$BENCH_DIR/bin" >/dev/null
+dotnet publish -c Release -v q -nologo -r linux-x64 src/MailOps.List -o "$BENCH_DIR/bin" >/dev/null
+mailops=$BENCH_DIR/bin/mailops
 q="$BENCH_DIR/queue"
 
 echo "== preload $N messages into Postfix (hold) and MailOps"

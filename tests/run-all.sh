@@ -9,13 +9,15 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 export PATH="$PATH:$HOME/.dotnet/tools"
 
 status=0
-# The programs as `mailops install` takes them (docs/install.md): the CLI, and the drop helper
-# published NativeAOT. The system-installation tests install these into a scratch root.
+# The programs as `mailops install` takes them (docs/install.md): the CLI, and the drop helper and
+# the listing program published NativeAOT. The system-installation tests install these into a
+# scratch root; the listing tests run the published mailops queue.
 export MAILOPS_PUBLISHED="$PWD/artifacts/publish"
 rm -rf "$MAILOPS_PUBLISHED"
 if ! { dotnet publish src/MailOps.Cli -c Release -o "$MAILOPS_PUBLISHED" >/dev/null &&
-       dotnet publish src/MailOps.Drop -c Release -r linux-x64 -o "$MAILOPS_PUBLISHED" >/dev/null; }; then
-  echo "cannot publish mailops and mailops-drop into $MAILOPS_PUBLISHED" >&2
+       dotnet publish src/MailOps.Drop -c Release -r linux-x64 -o "$MAILOPS_PUBLISHED" >/dev/null &&
+       dotnet publish src/MailOps.List -c Release -r linux-x64 -o "$MAILOPS_PUBLISHED" >/dev/null; }; then
+  echo "cannot publish mailops, mailops-drop and mailops-list into $MAILOPS_PUBLISHED" >&2
   status=1
 fi
 

@@ -27,16 +27,11 @@ internal static class QueueCommands
                 throw new CliException(ExitCodes.NoPermission, $"the queue at {path} belongs to another user: only its owner (or root) can list it with --json or --state; mailq shows it through the server.");
             return MaildropClient.ShowQueue(path);
         }
-        using var store = OpenExisting(path);
-        var messages = store.Stream(new QueueFilter { State = state });
-        if (a.Flag("--shape")) QueueDomainSummary.WriteShape(stdout, QueueDomainSummary.ByDomain(messages));
-        else if (a.Flag("--json"))
-        {
-            stdout.Flush();
-            using var raw = new BufferedStream(Console.OpenStandardOutput(), 1 << 16);
-            Output.WriteQueueJson(raw, messages);
-        }
-        else QueueTable.Write(stdout, messages.ToList());
+        RequireQueue(path);
+        if (!a.Flag("--shape")) ListingProgram.TryBecome(path, state, a.Flag("--json"));
+        using var store = QueueStore.Open(path);
+        if (a.Flag("--shape")) QueueDomainSummary.WriteShape(stdout, QueueDomainSummary.ByDomain(store.Stream(new QueueFilter { State = state })));
+        else QueueListing.Print(store, state, a.Flag("--json"), stdout);
         return ExitCodes.Ok;
     }
 
@@ -125,8 +120,12 @@ internal static class QueueCommands
     {
         string path = QueueLocation.Resolve(explicitQueue, client: true);
         QueueLocation.ActAsOwnerOf(path);
-        if (!QueueStore.Exists(path))
-            throw new CliException(ExitCodes.Usage, $"there is no queue at {path}.");
+        RequireQueue(path);
         return QueueStore.Open(path);
+    }
+
+    private static void RequireQueue(string path)
+    {
+        if (!QueueStore.Exists(path)) throw new CliException(ExitCodes.Usage, $"there is no queue at {path}.");
     }
 }

@@ -45,6 +45,9 @@ public static class Programs
     /// <summary>The drop helper as the build leaves it (JIT, not setgid: it serves $MAILOPS_QUEUE).</summary>
     public static string DropHelper => Path.Combine(RepoRoot, "src", "MailOps.Drop", "bin", Configuration, "net10.0", "mailops-drop");
 
+    /// <summary>The listing program as the build leaves it (JIT; published, it is compiled ahead of time).</summary>
+    public static string ListProgram => Path.Combine(RepoRoot, "src", "MailOps.List", "bin", Configuration, "net10.0", "mailops-list");
+
     /// <summary>The PowerShell test host (tests/MailOps.PsHost): the real engine, System.Management.Automation 7.6.</summary>
     public static string PsHostDll => Path.Combine(RepoRoot, "tests", "MailOps.PsHost", "bin", Configuration, "net10.0", "MailOps.PsHost.dll");
     public static string ModuleManifest => Path.Combine(RepoRoot, "MailOps.psd1");

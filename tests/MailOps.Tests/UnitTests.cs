@@ -27,10 +27,27 @@ public class QueueIdTests
         Assert.True(string.CompareOrdinal(same[0], ids[^1]) > 0);
     }
 
+    [Fact]
+    public void Sort_keys_order_ids_as_ordinal_strings_do()
+    {
+        const string alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+        var random = new Random(17);
+        var ids = Enumerable.Range(0, 5_000)
+            .Select(i => new string(Enumerable.Range(0, 16).Select(_ => alphabet[random.Next(i % 3 == 0 ? 2 : alphabet.Length)]).ToArray()))
+            .Concat(["0000000000000000", "zzzzzzzzzzzzzzzz", "zzzzzzzzzzzzzzzy", "1000000000000000", "0zzzzzzzzzzzzzzz"])
+            .ToList();
+        UInt128 Key(string id) => QueueId.TryGetSortKey(id, out var key) ? key : throw new InvalidOperationException(id);
+        Assert.Equal(ids.Order(StringComparer.Ordinal), ids.OrderBy(Key));
+        Assert.Equal(ids.Distinct().Count(), ids.Select(Key).Distinct().Count());
+        Assert.False(QueueId.TryGetSortKey("1k0vjtner8qwjdi0", out _));
+        Assert.False(QueueId.TryGetSortKey("1k0vjtner8qwjd\u00e90", out _));
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("")]
     [InlineData("../../etc/passwd")]
+    [InlineData("1k0vjtner8qwjd\u00e90")]
     [InlineData("1K0VJTNER8QWJD82")]
     [InlineData("1k0vjtner8qwjd8")]
     [InlineData("1k0vjtner8qwjdil")]

@@ -45,12 +45,35 @@ public static class QueueId
     }
 
     /// <summary>True for strings that could be ids; everything that names a file goes through this.</summary>
-    public static bool IsValid(string? id)
+    public static bool IsValid(string? id) => TryGetSortKey(id, out _);
+
+    /// <summary>
+    /// The id's 80 bits as a number, which orders ids as ordinal string comparison does (the
+    /// alphabet ascends): sorting a long queue's ids by it compares numbers, not strings. False
+    /// for a string that is not an id.
+    /// </summary>
+    public static bool TryGetSortKey(string? id, out UInt128 key)
     {
+        key = 0;
         if (id is null || id.Length != Length) return false;
         foreach (char c in id)
-            if (Alphabet.IndexOf(c) < 0) return false;
+        {
+            int digit = c < 128 ? Digits[c] : -1;
+            if (digit < 0) return false;
+            key = (key << 5) | (uint)digit;
+        }
         return true;
+    }
+
+    /// <summary>Each ASCII character's value in <see cref="Alphabet"/>, or -1.</summary>
+    private static readonly sbyte[] Digits = CreateDigits();
+
+    private static sbyte[] CreateDigits()
+    {
+        var digits = new sbyte[128];
+        Array.Fill(digits, (sbyte)-1);
+        for (int i = 0; i < Alphabet.Length; i++) digits[Alphabet[i]] = (sbyte)i;
+        return digits;
     }
 
     /// <summary>The arrival time encoded in an id.</summary>

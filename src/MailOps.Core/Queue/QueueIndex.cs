@@ -96,7 +96,7 @@ internal sealed class QueueIndex
     public IEnumerable<Envelope> Read(IReadOnlyList<(string Id, ulong Inode)> present, Func<string, Envelope?> readEnvelope, byte[]? needle = null)
     {
         // Batches are parsed on every core and given out in order.
-        const int Batch = 2048;
+        const int Batch = 512;
         var batch = new List<(string Id, byte[]? Json)>(Batch);
         var lowered = new byte[4096];
         foreach (var (id, inode, entry) in Merge(present))

