@@ -134,9 +134,15 @@ public sealed class QueueFilter
     /// <summary>
     /// Lower-case ASCII bytes that the stored envelope of every matching message contains: the
     /// longest run of letters, digits and . @ _ - in the sender, recipient, domain or id pattern
-    /// (characters JSON may escape are left out). Null when there is none worth searching for.
+    /// (characters JSON may escape are left out); else, for a state that needs a recipient in a
+    /// state of that name (Held, Deferred, Bounced), that recipient's "state" as the queue writes
+    /// it. Null when there is none worth searching for.
     /// </summary>
-    internal byte[]? Needle() => Wildcard.Needle([Sender, Recipient, Domain, IdPatterns is { Count: 1 } one ? one.First() : null]);
+    internal byte[]? Needle() =>
+        Wildcard.Needle([Sender, Recipient, Domain, IdPatterns is { Count: 1 } one ? one.First() : null])
+        ?? (State is MessageState.Held or MessageState.Deferred or MessageState.Bounced
+            ? System.Text.Encoding.ASCII.GetBytes($"\"state\":\"{State.Value.ToString().ToLowerInvariant()}\"")
+            : null);
 
     internal bool Matches(QueuedMail m)
     {

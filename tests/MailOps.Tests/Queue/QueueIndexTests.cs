@@ -69,6 +69,27 @@ public class QueueIndexTests
         Assert.Equal(4, store.List(new QueueFilter { Recipient = "kate@example.org" }).Count); // the Kelvin sign matches k, as Wildcard does
         Assert.Equal("kate@example.org"u8.ToArray(), new QueueFilter { Recipient = "Kate@Example.org" }.Needle());
         Assert.Null(new QueueFilter { Sender = "<>" }.Needle());
+
+        // A state a recipient must be in to list the message in it: its "state" is the literal.
+        Assert.Equal("\"state\":\"held\""u8.ToArray(), new QueueFilter { State = MessageState.Held }.Needle());
+        Assert.Null(new QueueFilter { State = MessageState.Queued }.Needle());
+        Assert.Null(new QueueFilter { State = MessageState.Active }.Needle());
+        var ids = store.List().Select(m => m.Id).ToList();
+        await store.HoldAsync(ids[0]);
+        await store.HoldAsync(ids[1]);
+        await store.ReleaseAsync(ids[1]); // says held in the file, listed as queued
+        await store.RecordAsync(ids[2], e => { e.Recipients[0].State = RecipientState.Deferred; return []; }, _ => false, default);
+        await store.RecordAsync(ids[3], e => { e.Recipients[0].State = RecipientState.Bounced; e.Recipients.Add(new EnvelopeRecipient { Address = "x@example.org" }); return []; }, _ => false, default);
+        File.WriteAllText(Path.Combine(q.QueuePath, "active", ids[4]), "");
+        foreach (var state in Enum.GetValues<MessageState>())
+        {
+            var filter = new QueueFilter { State = state };
+            Assert.Equal(store.ListEachFile(filter).Select(m => m.Id), store.List(filter).Select(m => m.Id));
+        }
+        Assert.Equal([ids[0]], store.List(new QueueFilter { State = MessageState.Held }).Select(m => m.Id));
+        Assert.Equal([ids[2]], store.List(new QueueFilter { State = MessageState.Deferred }).Select(m => m.Id));
+        Assert.Equal([ids[4]], store.List(new QueueFilter { State = MessageState.Active }).Select(m => m.Id));
+        Assert.Contains(ids[1], store.List(new QueueFilter { State = MessageState.Queued }).Select(m => m.Id));
     }
 
     [Fact]
