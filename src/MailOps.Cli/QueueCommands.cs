@@ -42,7 +42,7 @@ internal static class QueueCommands
         using var store = OpenExisting(a.Value("--queue"));
         string key = a.Positional[0];
         var events = MessageTrace.Read(store, key);
-        if (events.Count == 0) throw new CliException(ExitCodes.Failure, $"nothing is known of {key} (never queued here, or its journal has expired).");
+        if (events.Count == 0) throw new CliException(ExitCodes.Failure, $"nothing is known of {key} (never queued here, or its history has expired from the mail log).");
         if (a.Flag("--json"))
         {
             stdout.Flush();

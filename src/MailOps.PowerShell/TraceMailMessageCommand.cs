@@ -3,7 +3,7 @@ using MailOps.Core.Queue;
 
 namespace MailOps.PowerShell;
 
-/// <summary>Trace-MailMessage: the journey of a message from its journal, which outlives it (JournalRetention).</summary>
+/// <summary>Trace-MailMessage: the journey of a message from the mail log, which outlives it (JournalRetention).</summary>
 [Cmdlet(VerbsDiagnostic.Trace, "MailMessage")]
 [OutputType(typeof(MailTraceEvent))]
 public sealed class TraceMailMessageCommand : QueuedMailCommand
@@ -16,7 +16,7 @@ public sealed class TraceMailMessageCommand : QueuedMailCommand
         {
             var events = MessageTrace.Read(store, key);
             if (events.Count == 0)
-                WriteError(new ErrorRecord(new ItemNotFoundException($"Nothing is known of {key} in {store.QueuePath} (never queued there, or its journal has expired)."),
+                WriteError(new ErrorRecord(new ItemNotFoundException($"Nothing is known of {key} in {store.QueuePath} (never queued there, or its history has expired from the mail log)."),
                     "TraceNotFound", ErrorCategory.ObjectNotFound, key));
             else WriteObject(events, enumerateCollection: true);
         }

@@ -33,7 +33,7 @@ public sealed record FlushReport(bool Served, int Messages, IReadOnlyList<FlushR
 /// A flush (qmail's <c>qmail-tcpok; kill -ALRM qmail-send</c>, Postfix's <c>postqueue -f</c>): every
 /// selected deferred recipient becomes due now. When a server serves the queue it is woken (and
 /// told to retry destinations it marked down); otherwise this process takes the server lock and
-/// runs one delivery pass itself, for scheduled jobs. Results are read back from the journals, so
+/// runs one delivery pass itself, for scheduled jobs. Results are read back from the mail log, so
 /// both ways report the same thing.
 /// </summary>
 public static class QueueFlush
@@ -53,6 +53,7 @@ public static class QueueFlush
         ILogger? logger = null, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
         var started = DateTimeOffset.UtcNow.AddMilliseconds(-1);
+        var outcomes = new Outcomes(store, started);
         var missing = new List<string>();
         var expected = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var targets = ids?.Distinct(StringComparer.Ordinal).ToList()
@@ -81,7 +82,7 @@ public static class QueueFlush
             {
                 QueueTrigger.Pull(store.QueuePath, flush: true);
                 if (!wait) return new FlushReport(true, expected.Count, missing.Select(NotQueued).Select(r => r with { QueuePath = store.QueuePath }).ToList());
-                if (await WaitForAttemptsAsync(store, expected, started, progress, cancellationToken).ConfigureAwait(false)) break;
+                if (await WaitForAttemptsAsync(store, expected, outcomes, progress, cancellationToken).ConfigureAwait(false)) break;
                 // The server went away before it got to everything: deliver the rest here.
                 continue;
             }
@@ -91,18 +92,18 @@ public static class QueueFlush
                 await using var scheduler = new DeliveryScheduler(config, store, logger);
                 var pass = scheduler.RunPassAsync(expected.Keys, cancellationToken);
                 while (await Task.WhenAny(pass, Task.Delay(500, cancellationToken)).ConfigureAwait(false) != pass)
-                    progress?.Report(CountAttempted(store, expected, started));
+                    progress?.Report(CountAttempted(store, expected, outcomes));
                 await pass.ConfigureAwait(false);
             }
             break;
         }
         var results = new List<FlushResult>();
         results.AddRange(missing.Select(NotQueued));
+        outcomes.Read();
         foreach (var (id, recipients) in expected)
         {
-            var outcomes = Outcomes(store, id, started);
             foreach (var rcpt in recipients)
-                results.Add(outcomes.TryGetValue(rcpt, out var e)
+                results.Add(outcomes.Of(id, rcpt) is { } e
                     ? new FlushResult(id, rcpt, e.Event switch
                     {
                         JournalEventType.Delivered => FlushOutcome.Delivered,
@@ -118,44 +119,53 @@ public static class QueueFlush
 
     private static FlushResult NotQueued(string id) => new(id, null, FlushOutcome.NotQueued, null, null, "no such message in the queue", null);
 
-    /// <summary>The last outcome event per recipient since <paramref name="since"/>.</summary>
-    private static Dictionary<string, JournalEvent> Outcomes(QueueStore store, string id, DateTimeOffset since)
+    /// <summary>
+    /// The last outcome (delivered, deferred, bounced) of each recipient since the flush began, read
+    /// from the mail log as it grows: each look reads only the lines appended since the last.
+    /// </summary>
+    private sealed class Outcomes(QueueStore store, DateTimeOffset since)
     {
-        var last = new Dictionary<string, JournalEvent>(StringComparer.OrdinalIgnoreCase);
-        foreach (var e in store.ReadJournal(id))
-            if (e.Time >= since && e.Recipient is { } r && e.Event is JournalEventType.Delivered or JournalEventType.Deferred or JournalEventType.Bounced)
-                last[r] = e;
-        return last;
+        private readonly MailLogTail _tail = MailLog.TailFrom(new QueueLayout(store.QueuePath).LogDir, since);
+        private readonly Dictionary<(string Id, string Recipient), MailLogEntry> _last = new();
+
+        public void Read()
+        {
+            foreach (var e in _tail.ReadNew(DateTimeOffset.UtcNow))
+                if (e.Time >= since && e.Recipient is { } r && e.Event is JournalEventType.Delivered or JournalEventType.Deferred or JournalEventType.Bounced)
+                    _last[(e.Id, r.ToLowerInvariant())] = e;
+        }
+
+        public MailLogEntry? Of(string id, string recipient) => _last.GetValueOrDefault((id, recipient.ToLowerInvariant()));
     }
 
-    private static (int Done, int Total) CountAttempted(QueueStore store, Dictionary<string, List<string>> expected, DateTimeOffset since)
+    private static (int Done, int Total) CountAttempted(QueueStore store, Dictionary<string, List<string>> expected, Outcomes outcomes)
     {
+        outcomes.Read();
         int done = 0, total = 0;
         foreach (var (id, recipients) in expected)
         {
             total += recipients.Count;
-            var outcomes = Outcomes(store, id, since);
             var envelope = store.ReadEnvelope(id);
             // Gone (delivered, or removed by an operator) or held meanwhile: nothing more will happen to it.
-            done += recipients.Count(r => envelope is null || outcomes.ContainsKey(r)
+            done += recipients.Count(r => envelope is null || outcomes.Of(id, r) is not null
                 || envelope.Recipients.Any(x => x.State == RecipientState.Held && x.Address.Equals(r, StringComparison.OrdinalIgnoreCase)));
         }
         return (done, total);
     }
 
     /// <summary>
-    /// A client waiting on another process: it looks at the journals twice a second until every
+    /// A client waiting on another process: it looks at the mail log twice a second until every
     /// recipient has an outcome (true), or the server stops serving the queue (false).
     /// </summary>
-    private static async Task<bool> WaitForAttemptsAsync(QueueStore store, Dictionary<string, List<string>> expected, DateTimeOffset since,
+    private static async Task<bool> WaitForAttemptsAsync(QueueStore store, Dictionary<string, List<string>> expected, Outcomes outcomes,
         IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var (done, total) = CountAttempted(store, expected, since);
+            var (done, total) = CountAttempted(store, expected, outcomes);
             progress?.Report((done, total));
             if (done >= total) return true;
-            if (!store.IsServed()) return CountAttempted(store, expected, since).Done >= total;
+            if (!store.IsServed()) return CountAttempted(store, expected, outcomes).Done >= total;
             await Task.Delay(500, cancellationToken).ConfigureAwait(false);
         }
     }

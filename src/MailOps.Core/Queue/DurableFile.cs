@@ -193,10 +193,19 @@ internal static partial class DurableFile
     public static void Touch(string path) => Append(path, ReadOnlySpan<byte>.Empty);
 
     /// <summary>
+    /// <see cref="Append"/> of whole lines (<paramref name="lines"/> ends with a newline) to a file
+    /// of lines: when its last line was cut short (a writer killed inside its write), a newline
+    /// closes that line first, so that it does not swallow the first of these.
+    /// </summary>
+    public static void AppendLines(string path, ReadOnlySpan<byte> lines) => Append(path, lines, closeLastLine: true);
+
+    /// <summary>
     /// Appends with O_APPEND in one write(2): concurrent appenders, in any process, never
     /// interleave inside a record or overwrite each other. No lock and no seek is needed.
     /// </summary>
-    public static void Append(string path, ReadOnlySpan<byte> data)
+    public static void Append(string path, ReadOnlySpan<byte> data) => Append(path, data, closeLastLine: false);
+
+    private static unsafe void Append(string path, ReadOnlySpan<byte> data, bool closeLastLine)
     {
         if (!OperatingSystem.IsLinux())
         {
@@ -204,10 +213,19 @@ internal static partial class DurableFile
             f.Write(data);
             return;
         }
-        int fd = Native.open(path, 0x1 /* O_WRONLY */ | 0x40 /* O_CREAT */ | 0x400 /* O_APPEND */ | 0x80000 /* O_CLOEXEC */, 0x180 /* 0600 */);
+        int fd = Native.open(path, (closeLastLine ? 0x2 /* O_RDWR */ : 0x1 /* O_WRONLY */) | 0x40 /* O_CREAT */ | 0x400 /* O_APPEND */ | 0x80000 /* O_CLOEXEC */, 0x180 /* 0600 */);
         if (fd < 0) throw new IOException($"open {path} failed: errno {Marshal.GetLastPInvokeError()}");
         try
         {
+            byte last = (byte)'\n';
+            long end = closeLastLine ? Native.lseek(fd, 0, 2 /* SEEK_END */) : 0;
+            if (end > 0 && Native.pread(fd, &last, 1, end - 1) == 1 && last != (byte)'\n')
+            {
+                var closed = new byte[data.Length + 1];
+                closed[0] = (byte)'\n';
+                data.CopyTo(closed.AsSpan(1));
+                data = closed;
+            }
             while (!data.IsEmpty)
             {
                 int n = WriteFrom(fd, data);
@@ -300,6 +318,12 @@ internal static partial class DurableFile
 
         [LibraryImport("libc", SetLastError = true)]
         internal static unsafe partial nint read(int fd, byte* buffer, nint count);
+
+        [LibraryImport("libc", SetLastError = true)]
+        internal static unsafe partial nint pread(int fd, byte* buffer, nint count, long offset);
+
+        [LibraryImport("libc", SetLastError = true)]
+        internal static partial long lseek(int fd, long offset, int whence);
 
         [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int rename(string from, string to);

@@ -19,7 +19,7 @@ public enum JournalEventType
     Expired,
 }
 
-/// <summary>One line of <c>journal/&lt;id&gt;</c>. What a trace shows.</summary>
+/// <summary>One event of a message's history, as the mail log records it (docs/logging.md). What a trace shows.</summary>
 public sealed class JournalEvent
 {
     public DateTimeOffset Time { get; set; }

@@ -41,6 +41,8 @@ public sealed class MailLogEntry
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Status { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Detail { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public JournalDelays? Delays { get; set; }
+    /// <summary>Attempts: how long the transaction with the relay (or the Maildir delivery) took, in milliseconds.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? DurationMs { get; set; }
 
     internal static MailLogEntry From(string id, JournalEvent e, Envelope? message) => new()
     {
@@ -61,6 +63,15 @@ public sealed class MailLogEntry
         Status = e.Status,
         Detail = e.Detail,
         Delays = e.Delays,
+        DurationMs = e.DurationMs,
+    };
+
+    /// <summary>The event as the message's history holds it (what a trace shows); the message's context stays here.</summary>
+    internal JournalEvent ToEvent() => new()
+    {
+        Time = Time, Event = Event, Recipient = Recipient, Host = Host, Address = Address, Tls = Tls, Status = Status, Detail = Detail,
+        DurationMs = DurationMs, User = User, Size = Size, Delays = Delays,
+        MessageId = Event == JournalEventType.Received ? MessageId : null,
     };
 
     /// <summary>The text form: "ID: event key=value, ..." in the manner of Postfix's log.</summary>
@@ -135,7 +146,10 @@ public static class MailLog
     internal static string FileOf(string logDir, DateTimeOffset time) =>
         Path.Combine(logDir, time.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) + Extension);
 
-    /// <summary>Appends entries (one O_APPEND write per day they fall on); no fsync: the journal is the record, this is the log.</summary>
+    /// <summary>
+    /// Appends entries (one O_APPEND write per day they fall on), without fsync: a crash can lose
+    /// the last lines of the story, never a message (the queue's files are the record of what is owed).
+    /// </summary>
     internal static void Append(string logDir, IReadOnlyList<MailLogEntry> entries)
     {
         foreach (var day in entries.GroupBy(e => e.Time.UtcDateTime.Date))
@@ -146,7 +160,7 @@ public static class MailLog
                 buffer.Write(JsonSerializer.SerializeToUtf8Bytes(e, MailLogJsonContext.Log.MailLogEntry));
                 buffer.Write("\n"u8);
             }
-            DurableFile.Append(FileOf(logDir, day.First().Time), buffer.WrittenSpan);
+            DurableFile.AppendLines(FileOf(logDir, day.First().Time), buffer.WrittenSpan);
         }
     }
 
@@ -172,6 +186,15 @@ public static class MailLog
             if (DateTime.TryParseExact(Path.GetFileNameWithoutExtension(path), "yyyy-MM-dd", CultureInfo.InvariantCulture,
                     DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var day))
                 yield return (path, day);
+    }
+
+    /// <summary>The mail log's end now: where a <see cref="MailLogTail"/> that reads what comes next starts.</summary>
+    internal static MailLogTail TailFrom(string logDir, DateTimeOffset now)
+    {
+        long length = 0;
+        try { length = new FileInfo(FileOf(logDir, now)).Length; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        return new MailLogTail(logDir, now.UtcDateTime.Date, length);
     }
 
     /// <summary>The entries of <paramref name="queuePath"/>'s log that match, newest first.</summary>
@@ -326,6 +349,58 @@ public static class MailLog
         {
             byte b = from[i];
             to[i] = (uint)(b - 'A') < 26 ? (byte)(b | 0x20) : b;
+        }
+    }
+}
+
+/// <summary>
+/// The lines appended to a mail log from a point on, read as they come (a flush waiting for its
+/// recipients' outcomes): each call reads only what was appended since the last, whole lines,
+/// following the days as they turn.
+/// </summary>
+internal sealed class MailLogTail(string logDir, DateTime day, long offset)
+{
+    private DateTime _day = day;
+    private long _offset = offset;
+
+    /// <summary>The entries appended since the last call, in order.</summary>
+    public List<MailLogEntry> ReadNew(DateTimeOffset now)
+    {
+        var found = new List<MailLogEntry>();
+        while (true)
+        {
+            ReadDay(found);
+            if (_day >= now.UtcDateTime.Date) return found;
+            _day = _day.AddDays(1); // the day turned: what is left of the old one was read
+            _offset = 0;
+        }
+    }
+
+    private void ReadDay(List<MailLogEntry> found)
+    {
+        byte[] bytes;
+        try
+        {
+            using var file = new FileStream(MailLog.FileOf(logDir, new DateTimeOffset(_day, TimeSpan.Zero)), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+            if (file.Length <= _offset) return;
+            bytes = new byte[file.Length - _offset];
+            file.Position = _offset;
+            file.ReadExactly(bytes);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or EndOfStreamException) { return; }
+        int end = bytes.AsSpan().LastIndexOf((byte)'\n') + 1; // a line still being written waits for the next call
+        _offset += end;
+        for (var rest = bytes.AsSpan(0, end); !rest.IsEmpty;)
+        {
+            int nl = rest.IndexOf((byte)'\n');
+            var line = rest[..nl];
+            rest = rest[(nl + 1)..];
+            if (line.IsEmpty) continue;
+            try
+            {
+                if (JsonSerializer.Deserialize(line, MailLogJsonContext.Log.MailLogEntry) is { } e) found.Add(e);
+            }
+            catch (JsonException) { } // a line cut short by a crash
         }
     }
 }

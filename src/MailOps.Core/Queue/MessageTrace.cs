@@ -39,7 +39,7 @@ public sealed class MailTraceEvent
     public override string ToString() => $"{Time:u} {Id} {Event} {Recipient} {Status} {Detail}".TrimEnd();
 }
 
-/// <summary>Reads the journey of messages from their journals (they outlive the messages; see JournalRetention).</summary>
+/// <summary>Reads the journey of messages from the mail log (it outlives the messages; see JournalRetention).</summary>
 public static class MessageTrace
 {
     /// <summary>

@@ -25,6 +25,7 @@ internal sealed class QueueLayout
     public string ActiveDir { get; }
     /// <summary>Release markers: a held message released, not yet written back (docs/queue.md, "Changing a message").</summary>
     public string ReleasedDir { get; }
+    /// <summary>Per-message journals of queues from before the mail log was a message's history: read and expired, never written.</summary>
     public string JournalDir { get; }
     public string LockDir { get; }
     public string ControlDir { get; }
@@ -33,7 +34,7 @@ internal sealed class QueueLayout
     /// <summary>The summary index, a cache of the envelopes (docs/queue.md, "The summary index").</summary>
     public string IndexDir { get; }
 
-    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, ReleasedDir, JournalDir, LockDir, ControlDir, LogDir, IndexDir];
+    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, ReleasedDir, LockDir, ControlDir, LogDir, IndexDir];
 
     public string Mess(string id) => Path.Combine(MessDir, Checked(id));
     public string Tmp(string id) => Path.Combine(TmpDir, Checked(id));

@@ -678,14 +678,13 @@ public sealed class QueueStore : IDisposable
         if (envelope.ReleasePending) ForgetRelease(envelope);
     }
 
-    // ---------------------------------------------------------------- journal
+    // ---------------------------------------------------------------- history
 
     /// <summary>
-    /// Appends events to the message's journal (it outlives the message; see JournalRetention) and
-    /// to the mail log, with the message's sender, Message-ID and recipients when
-    /// <paramref name="message"/> is given (else read from the queue), and tells <see cref="Logged"/>.
-    /// Each journal record starts with a newline: a record cut short by a crash is closed off by
-    /// the next one instead of swallowing it. Appends need no lock (one O_APPEND write).
+    /// Records events of a message's history in the mail log (docs/logging.md), with the message's
+    /// sender, Message-ID and recipients when <paramref name="message"/> is given (else read from
+    /// the queue), and tells <see cref="Logged"/>. The log is the history a trace reads: it outlives
+    /// the message (JournalRetention), and no file is made per message. One O_APPEND write, no lock.
     /// </summary>
     public void AppendJournal(string id, IReadOnlyList<JournalEvent> events, Envelope? message = null) =>
         AppendJournals([(id, events, message)]);
@@ -696,13 +695,6 @@ public sealed class QueueStore : IDisposable
         var entries = new List<MailLogEntry>();
         foreach (var (id, events, known) in journals)
         {
-            var buffer = new MemoryStream();
-            foreach (var e in events)
-            {
-                buffer.WriteByte((byte)'\n');
-                JsonSerializer.Serialize(buffer, e, QueueJsonContext.Default.JournalEvent);
-            }
-            DurableFile.Append(Layout.Journal(id), buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
             if (events.Count == 0) continue;
             var message = known;
             if (message is null)
@@ -716,7 +708,8 @@ public sealed class QueueStore : IDisposable
         try { MailLog.Append(Layout.LogDir, entries); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // The journal has it (a trace still tells the story); the search misses these lines.
+            // A full disk or a lost permission: the story misses these lines; the queue's own
+            // files, which say what is owed, were written (or failed) on their own.
         }
         if (Logged is { } logged)
             foreach (var entry in entries) logged(entry);
@@ -725,13 +718,26 @@ public sealed class QueueStore : IDisposable
     /// <summary>Every mail log line this instance writes, as it is written (a server logs them).</summary>
     public event Action<MailLogEntry>? Logged;
 
-    /// <summary>Every journaled event of the message, oldest first; empty when none is known.</summary>
+    /// <summary>
+    /// The message's history, oldest first; empty when none is known: its lines in the mail log,
+    /// after those of its journal file when the queue is older than that (journal/, read only).
+    /// </summary>
     public IReadOnlyList<JournalEvent> ReadJournal(string id)
     {
         if (!QueueId.IsValid(id)) return [];
+        var events = ReadJournalFile(id);
+        var before = events.Count > 0 ? events[^1].Time : DateTimeOffset.MinValue; // the log repeats what a journal has
+        var logged = MailLog.Search(QueuePath, new MailLogQuery { Id = id }).Where(e => e.Time > before).ToList();
+        for (int i = logged.Count - 1; i >= 0; i--) events.Add(logged[i].ToEvent());
+        return events;
+    }
+
+    /// <summary>The events of a journal file, as queues kept them per message before the mail log did.</summary>
+    private List<JournalEvent> ReadJournalFile(string id)
+    {
         string[] lines;
         try { lines = File.ReadAllLines(Layout.Journal(id), Encoding.UTF8); }
-        catch (FileNotFoundException) { return []; }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException) { return []; }
         var events = new List<JournalEvent>(lines.Length);
         foreach (var line in lines)
         {
@@ -748,16 +754,16 @@ public sealed class QueueStore : IDisposable
         return events;
     }
 
-    /// <summary>Queue ids whose message carried this Message-ID (with or without angle brackets), queued or journaled.</summary>
+    /// <summary>Queue ids whose message carried this Message-ID (with or without angle brackets), as the mail log (or an old journal) has it.</summary>
     public IReadOnlyList<string> FindByMessageId(string messageId)
     {
         string wanted = messageId.Trim().Trim('<', '>');
+        bool Same(string? mid) => mid is not null && string.Equals(mid.Trim().Trim('<', '>'), wanted, StringComparison.Ordinal);
         var ids = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var e in MailLog.Search(QueuePath, new MailLogQuery { MessageId = wanted, Events = [JournalEventType.Received] }))
+            if (Same(e.MessageId) && QueueId.IsValid(e.Id)) ids.Add(e.Id);
         foreach (var id in SafeNames(Layout.JournalDir).Where(QueueId.IsValid))
-        {
-            var first = ReadJournal(id).FirstOrDefault(e => e.Event == JournalEventType.Received);
-            if (first?.MessageId is { } mid && string.Equals(mid.Trim().Trim('<', '>'), wanted, StringComparison.Ordinal)) ids.Add(id);
-        }
+            if (Same(ReadJournalFile(id).FirstOrDefault(e => e.Event == JournalEventType.Received)?.MessageId)) ids.Add(id);
         return ids.ToList();
     }
 
@@ -847,6 +853,7 @@ public sealed class QueueStore : IDisposable
         if (asServer && verifyIndex) VerifyIndex();
         var cutoff = Clock.GetUtcNow() - _options.JournalRetention;
         MailLog.Expire(Layout.LogDir, cutoff);
+        // Journal files of a queue from before the mail log held each message's history.
         foreach (var id in SafeNames(Layout.JournalDir).ToList())
         {
             if (committed.Contains(id)) continue;

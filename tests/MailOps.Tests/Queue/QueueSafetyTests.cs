@@ -22,9 +22,10 @@ public sealed class QueueSafetyTests : IDisposable
         using (store.TryAcquireServerLock()) { }
 
         Assert.Equal(PrivateDir, File.GetUnixFileMode(_q.QueuePath));
-        foreach (var dir in new[] { "mess", "env", "tmp", "active", "journal", "lock", "control" })
+        foreach (var dir in new[] { "mess", "env", "tmp", "active", "released", "log", "index", "lock", "control" })
             Assert.True(PrivateDir == File.GetUnixFileMode(Path.Combine(_q.QueuePath, dir)), $"{dir}/ is {File.GetUnixFileMode(Path.Combine(_q.QueuePath, dir))}");
-        foreach (var file in new[] { $"mess/{id}", $"env/{id}", $"journal/{id}", "lock/server" })
+        string log = Path.GetRelativePath(_q.QueuePath, Directory.GetFiles(Path.Combine(_q.QueuePath, "log")).Single());
+        foreach (var file in new[] { $"mess/{id}", $"env/{id}", log, "index/envelopes", "lock/server" })
             Assert.True(Private == File.GetUnixFileMode(Path.Combine(_q.QueuePath, file)), $"{file} is {File.GetUnixFileMode(Path.Combine(_q.QueuePath, file))}");
     }
 

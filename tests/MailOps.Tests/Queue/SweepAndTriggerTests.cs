@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MailOps.Core.Queue;
 
 namespace MailOps.Tests.Queue;
@@ -71,33 +72,83 @@ public class SweepAndTriggerTests : IDisposable
     }
 
     [Fact]
-    public async Task Journals_outlive_their_message_for_the_retention_period_only()
+    public async Task A_messages_history_is_in_the_mail_log_and_outlives_it_for_the_retention_period_only()
     {
         using var store = _q.Open(new QueueStoreOptions { JournalRetention = TimeSpan.FromDays(7) });
         string gone = await store.EnqueueAsync(QueueStoreTests.NewEnvelope("bob@example.org"), new MemoryStream(QueueStoreTests.SampleBody));
         string queued = await store.EnqueueAsync(QueueStoreTests.NewEnvelope("bob@example.org"), new MemoryStream(QueueStoreTests.SampleBody));
+        await store.HoldAsync(gone);
+        await store.ReleaseAsync(gone);
         await store.RemoveAsync(gone);
+        Assert.False(Directory.Exists(Path.Combine(_q.QueuePath, "journal"))); // no file per message for its history
+        Assert.Equal([JournalEventType.Received, JournalEventType.Queued, JournalEventType.Held, JournalEventType.Released, JournalEventType.Removed],
+            store.ReadJournal(gone).Select(e => e.Event));
+        Assert.Equal([gone, queued], store.FindByMessageId("<sample@example.com>"));
 
-        Assert.Equal(0, store.Sweep(asServer: false).JournalsExpired);
-        Assert.NotEmpty(store.ReadJournal(gone));
-
-        var eightDaysAgo = DateTime.UtcNow.AddDays(-8);
-        File.SetLastWriteTimeUtc(Path.Combine(_q.QueuePath, "journal", gone), eightDaysAgo);
-        File.SetLastWriteTimeUtc(Path.Combine(_q.QueuePath, "journal", queued), eightDaysAgo);
-        Assert.Equal(1, store.Sweep(asServer: false).JournalsExpired);
-        Assert.Empty(store.ReadJournal(gone));
-        Assert.NotEmpty(store.ReadJournal(queued)); // still queued: its journal stays
+        // A day of the log older than the retention goes, with the history in it.
+        string logDir = Path.Combine(_q.QueuePath, "log");
+        var old = DateTimeOffset.UtcNow.AddDays(-9);
+        string oldDay = Path.Combine(logDir, old.UtcDateTime.ToString("yyyy-MM-dd") + ".jsonl");
+        File.WriteAllText(oldDay, $$"""{"time":"{{old:O}}","id":"{{queued}}","event":"MadeDue"}""" + "\n");
+        Assert.Equal(JournalEventType.MadeDue, store.ReadJournal(queued)[0].Event);
+        store.Sweep(asServer: false);
+        Assert.False(File.Exists(oldDay));
+        Assert.Equal([JournalEventType.Received, JournalEventType.Queued], store.ReadJournal(queued).Select(e => e.Event));
     }
 
     [Fact]
-    public async Task A_journal_line_cut_short_by_a_crash_does_not_hide_the_rest()
+    public async Task Journal_files_of_an_older_queue_are_still_read_then_expired()
+    {
+        using var store = _q.Open(new QueueStoreOptions { JournalRetention = TimeSpan.FromDays(7) });
+        string gone = await store.EnqueueAsync(QueueStoreTests.NewEnvelope("bob@example.org"), new MemoryStream(QueueStoreTests.SampleBody));
+        string queued = await store.EnqueueAsync(QueueStoreTests.NewEnvelope("bob@example.org"), new MemoryStream(QueueStoreTests.SampleBody));
+        // The journal files the queue kept before: what the log also has, up to the last line.
+        string journal = Directory.CreateDirectory(Path.Combine(_q.QueuePath, "journal")).FullName;
+        foreach (var id in new[] { gone, queued })
+        {
+            var events = store.ReadJournal(id);
+            File.WriteAllText(Path.Combine(journal, id), string.Concat(events.Select(e => "\n" + JsonSerializer.Serialize(e, QueueJsonContext.Default.JournalEvent)))
+                + "\n{\"time\":\"2026-11-22T1"); // and a line cut short by a crash
+        }
+        await store.RemoveAsync(gone);
+        Assert.Equal([JournalEventType.Received, JournalEventType.Queued, JournalEventType.Removed], store.ReadJournal(gone).Select(e => e.Event)); // not twice
+
+        Assert.Equal(0, store.Sweep(asServer: false).JournalsExpired);
+        var eightDaysAgo = DateTime.UtcNow.AddDays(-8);
+        File.SetLastWriteTimeUtc(Path.Combine(journal, gone), eightDaysAgo);
+        File.SetLastWriteTimeUtc(Path.Combine(journal, queued), eightDaysAgo);
+        Assert.Equal(1, store.Sweep(asServer: false).JournalsExpired);
+        Assert.Equal([queued], Directory.GetFiles(journal).Select(Path.GetFileName)); // still queued: its journal stays
+    }
+
+    [Fact]
+    public async Task A_log_line_cut_short_by_a_crash_does_not_hide_the_next()
     {
         using var store = _q.Open();
         string id = await store.EnqueueAsync(QueueStoreTests.NewEnvelope("bob@example.org"), new MemoryStream(QueueStoreTests.SampleBody));
-        // What a crash in the middle of an append leaves: the record's leading newline and part of it.
-        File.AppendAllText(Path.Combine(_q.QueuePath, "journal", id), "\n{\"time\":\"2026-11-22T1");
+        // What a writer killed in the middle of its append leaves: part of a line, no newline.
+        string today = Directory.GetFiles(Path.Combine(_q.QueuePath, "log")).Single();
+        File.AppendAllText(today, "{\"time\":\"2026-11-22T1");
         await store.HoldAsync(id);
         Assert.Equal([JournalEventType.Received, JournalEventType.Queued, JournalEventType.Held], store.ReadJournal(id).Select(e => e.Event));
+        Assert.Equal(4, File.ReadAllLines(today).Length);
+    }
+
+    [Fact]
+    public void Every_field_of_an_event_comes_back_from_the_mail_log()
+    {
+        using var store = _q.Open();
+        string id = QueueId.New();
+        var attempt = new JournalEvent
+        {
+            Time = DateTimeOffset.UtcNow, Event = JournalEventType.Attempt, Recipient = "bob@example.org", Host = "mx.example.org", Address = "192.0.2.1:25",
+            Tls = "Tls13 TLS_AES_256_GCM_SHA384 (verified, DANE)", Status = "250 2.0.0", Detail = "Ok: queued as X", DurationMs = 31.5, User = "alice via pwsh",
+            Delays = new JournalDelays { BeforeQueue = 0.1, InQueue = 2, Connect = 0.3, Transmit = 0.04 },
+        };
+        var received = new JournalEvent { Time = attempt.Time.AddSeconds(-2), Event = JournalEventType.Received, MessageId = "<m@example.org>", Size = 2201, Address = "192.0.2.7", Host = "laptop" };
+        store.AppendJournal(id, [received, attempt]);
+        string Json(JournalEvent e) => JsonSerializer.Serialize(e, QueueJsonContext.Default.JournalEvent);
+        Assert.Equal([Json(received), Json(attempt)], store.ReadJournal(id).Select(Json));
     }
 
     [Fact]
