@@ -31,7 +31,7 @@ if [ -n "$baseline_mailops" ]; then
     targets+=(baseline=127.0.0.1:$((PORT + 1)))
     export COUNT_CMD_BASELINE="ls $BENCH_DIR/baseline-queue/env | wc -l"
     if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_BASELINE=true
-    else export RESET_CMD_BASELINE="find $BENCH_DIR/baseline-queue/env $BENCH_DIR/baseline-queue/mess $BENCH_DIR/baseline-queue/journal -type f -delete"; fi
+    else export RESET_CMD_BASELINE="find $BENCH_DIR/baseline-queue/env $BENCH_DIR/baseline-queue/mess $BENCH_DIR/baseline-queue/index -type f -delete; if [ -d $BENCH_DIR/baseline-queue/journal ]; then find $BENCH_DIR/baseline-queue/journal -type f -delete; fi"; fi
 fi
 cleanup() { kill -TERM $serve $base_serve 2>/dev/null || true; wait $serve $base_serve 2>/dev/null || true; "$MTABENCH/postfix-down.sh" --purge >/dev/null 2>&1 || true; rm -rf "$BENCH_DIR"; }
 trap cleanup EXIT
@@ -44,7 +44,7 @@ export COUNT_CMD_MAILOPS="ls $queue/env | wc -l"
 # work behind that slows whichever repetition follows. RESET=delete restores the default.
 if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_POSTFIX=true RESET_CMD_MAILOPS=true
 else
-    export RESET_CMD_MAILOPS="find $queue/env $queue/mess $queue/journal $queue/index -type f -delete"
+    export RESET_CMD_MAILOPS="find $queue/env $queue/mess $queue/index -type f -delete; if [ -d $queue/journal ]; then find $queue/journal -type f -delete; fi"
     # SETTLE=S: after emptying both queues, sync and wait S seconds before the repetition, so the
     # file system has finished with the deletes (online discard) before the clock starts.
     if [ "${SETTLE:-0}" != 0 ]; then
