@@ -22,6 +22,18 @@ Describe 'Trace-MailMessage' {
         $events.Id | Select-Object -Unique | Should -Be $mail.Id
     }
 
+    It 'traces every message of a pipeline, each in order, with one unknown reported' {
+        $mails = 1..3 | ForEach-Object { Submit-TestMessage -QueuePath $queue }
+        $mails[1] | Suspend-QueuedMail
+        $events = @($mails | Trace-MailMessage)
+        ($events.Id | Select-Object -Unique) | Should -Be $mails.Id
+        ($events | Where-Object Id -eq $mails[1].Id).Event | Should -Be 'Received', 'Queued', 'Held'
+        ($events | Where-Object Id -eq $mails[2].Id).Event | Should -Be 'Received', 'Queued'
+        Trace-MailMessage -QueuePath $queue -Id $mails[0].Id, '<nobody@nowhere.example>' -ErrorVariable err -ErrorAction SilentlyContinue |
+            Select-Object -ExpandProperty Id -Unique | Should -Be $mails[0].Id
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'TraceNotFound,*'
+    }
+
     It 'finds a message by Message-ID after it left the queue' {
         $mail = Submit-TestMessage -QueuePath $queue
         $messageId = $mail.MessageId

@@ -211,16 +211,62 @@ public static class MailLog
         }
     }
 
+    /// <summary>
+    /// The entries of the messages <paramref name="ids"/>, oldest first per message, in one pass over
+    /// the retained days: what tracing many messages at once reads (one search per message would
+    /// read the whole log each time). Only lines whose id is one of them are parsed.
+    /// </summary>
+    internal static Dictionary<string, List<MailLogEntry>> ReadIds(string logDir, IReadOnlySet<string> ids)
+    {
+        var found = new Dictionary<string, List<MailLogEntry>>(StringComparer.Ordinal);
+        foreach (var (path, _) in Days(logDir).OrderBy(d => d.Day))
+        {
+            ReadBlocks(path, lines =>
+            {
+                while (!lines.IsEmpty)
+                {
+                    int nl = lines.IndexOf((byte)'\n');
+                    var line = nl < 0 ? lines : lines[..nl];
+                    lines = nl < 0 ? default : lines[(nl + 1)..];
+                    // {"time":"...","id":"<16 characters>",...: the id is the second field of every line.
+                    int at = line.IndexOf(",\"id\":\""u8);
+                    if (at < 0 || line.Length < at + 7 + QueueId.Length) continue;
+                    string id = Encoding.ASCII.GetString(line.Slice(at + 7, QueueId.Length));
+                    if (!ids.Contains(id)) continue;
+                    try
+                    {
+                        if (JsonSerializer.Deserialize(line, MailLogJsonContext.Log.MailLogEntry) is { } e && e.Id == id)
+                            (found.TryGetValue(id, out var list) ? list : found[id] = []).Add(e);
+                    }
+                    catch (JsonException) { } // a line cut short by a crash
+                }
+            });
+        }
+        return found;
+    }
+
+    private delegate void LinesReader(ReadOnlySpan<byte> lines);
+
     private static List<MailLogEntry> SearchFile(string path, Matcher matcher)
     {
         var found = new List<MailLogEntry>();
+        byte[] lowered = ArrayPool<byte>.Shared.Rent(BlockSize);
+        try { ReadBlocks(path, lines => matcher.Scan(lines, lowered, found)); }
+        finally { ArrayPool<byte>.Shared.Return(lowered); }
+        return found;
+    }
+
+    private const int BlockSize = 4 << 20;
+
+    /// <summary>A day's file in blocks of whole lines (a last line without its newline comes at the end).</summary>
+    private static void ReadBlocks(string path, LinesReader onLines)
+    {
         FileStream file;
         try { file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan); }
-        catch (FileNotFoundException) { return found; }
+        catch (FileNotFoundException) { return; }
         using (file)
         {
-            const int BlockSize = 4 << 20;
-            byte[] block = ArrayPool<byte>.Shared.Rent(BlockSize), lowered = ArrayPool<byte>.Shared.Rent(BlockSize);
+            byte[] block = ArrayPool<byte>.Shared.Rent(BlockSize);
             try
             {
                 int kept = 0;
@@ -236,7 +282,7 @@ public static class MailLog
                         if (length < block.Length) { kept = length; continue; }
                         end = length; // a line longer than a block: not ours; skip it
                     }
-                    matcher.Scan(block.AsSpan(0, end), lowered, found);
+                    onLines(block.AsSpan(0, end));
                     kept = length - end;
                     block.AsSpan(end, kept).CopyTo(block);
                     if (read == 0) break;
@@ -245,10 +291,8 @@ public static class MailLog
             finally
             {
                 ArrayPool<byte>.Shared.Return(block);
-                ArrayPool<byte>.Shared.Return(lowered);
             }
         }
-        return found;
     }
 
     /// <summary>A * and ? pattern as a whole-string, case-insensitive test (the queue's <see cref="Wildcard"/>); null for no pattern.</summary>

@@ -52,4 +52,15 @@ public static class MessageTrace
         var ids = QueueId.IsValid(key) ? [key] : store.FindByMessageId(key);
         return ids.SelectMany(id => store.ReadJournal(id).Select(e => new MailTraceEvent(id, e, store.QueuePath))).ToList();
     }
+
+    /// <summary><see cref="Read(QueueStore, string)"/> of many keys, reading the mail log once for all the queue ids among them.</summary>
+    /// <returns>Each key with its events, in the order given.</returns>
+    public static IReadOnlyList<(string Key, IReadOnlyList<MailTraceEvent> Events)> Read(QueueStore store, IReadOnlyList<string> keys)
+    {
+        if (keys.Count == 1) return [(keys[0], Read(store, keys[0]))];
+        var idsOf = keys.Distinct(StringComparer.Ordinal).ToDictionary(k => k, k => QueueId.IsValid(k) ? [k] : store.FindByMessageId(k), StringComparer.Ordinal);
+        var histories = store.ReadJournals(idsOf.Values.SelectMany(ids => ids));
+        return keys.Select(k => (k, (IReadOnlyList<MailTraceEvent>)idsOf[k]
+            .SelectMany(id => histories[id].Select(e => new MailTraceEvent(id, e, store.QueuePath))).ToList())).ToList();
+    }
 }

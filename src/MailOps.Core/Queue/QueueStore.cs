@@ -732,6 +732,22 @@ public sealed class QueueStore : IDisposable
         return events;
     }
 
+    /// <summary><see cref="ReadJournal"/> of many messages, in one pass over the mail log.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<JournalEvent>> ReadJournals(IEnumerable<string> ids)
+    {
+        var wanted = ids.Where(QueueId.IsValid).ToHashSet(StringComparer.Ordinal);
+        var logged = MailLog.ReadIds(Layout.LogDir, wanted);
+        var histories = new Dictionary<string, IReadOnlyList<JournalEvent>>(StringComparer.Ordinal);
+        foreach (var id in wanted)
+        {
+            var events = ReadJournalFile(id);
+            var before = events.Count > 0 ? events[^1].Time : DateTimeOffset.MinValue;
+            if (logged.TryGetValue(id, out var entries)) events.AddRange(entries.Where(e => e.Time > before).Select(e => e.ToEvent()));
+            histories[id] = events;
+        }
+        return histories;
+    }
+
     /// <summary>The events of a journal file, as queues kept them per message before the mail log did.</summary>
     private List<JournalEvent> ReadJournalFile(string id)
     {

@@ -84,6 +84,7 @@ public class SweepAndTriggerTests : IDisposable
         Assert.Equal([JournalEventType.Received, JournalEventType.Queued, JournalEventType.Held, JournalEventType.Released, JournalEventType.Removed],
             store.ReadJournal(gone).Select(e => e.Event));
         Assert.Equal([gone, queued], store.FindByMessageId("<sample@example.com>"));
+        AssertOnePassReadsAsEachAlone(store, gone, queued, QueueId.New());
 
         // A day of the log older than the retention goes, with the history in it.
         string logDir = Path.Combine(_q.QueuePath, "log");
@@ -112,6 +113,7 @@ public class SweepAndTriggerTests : IDisposable
         }
         await store.RemoveAsync(gone);
         Assert.Equal([JournalEventType.Received, JournalEventType.Queued, JournalEventType.Removed], store.ReadJournal(gone).Select(e => e.Event)); // not twice
+        AssertOnePassReadsAsEachAlone(store, gone, queued);
 
         Assert.Equal(0, store.Sweep(asServer: false).JournalsExpired);
         var eightDaysAgo = DateTime.UtcNow.AddDays(-8);
@@ -119,6 +121,18 @@ public class SweepAndTriggerTests : IDisposable
         File.SetLastWriteTimeUtc(Path.Combine(journal, queued), eightDaysAgo);
         Assert.Equal(1, store.Sweep(asServer: false).JournalsExpired);
         Assert.Equal([queued], Directory.GetFiles(journal).Select(Path.GetFileName)); // still queued: its journal stays
+    }
+
+    /// <summary>Many histories read in one pass over the log (a traced pipeline) are each what reading it alone gives.</summary>
+    private static void AssertOnePassReadsAsEachAlone(QueueStore store, params string[] ids)
+    {
+        static string Json(IEnumerable<JournalEvent> events) => string.Join("\n", events.Select(e => JsonSerializer.Serialize(e, QueueJsonContext.Default.JournalEvent)));
+        var together = store.ReadJournals(ids);
+        Assert.Equal(ids.Order(), together.Keys.Order());
+        foreach (var id in ids) Assert.Equal(Json(store.ReadJournal(id)), Json(together[id]));
+        var traced = MessageTrace.Read(store, [.. ids, "<sample@example.com>"]);
+        Assert.Equal([.. ids, "<sample@example.com>"], traced.Select(t => t.Key));
+        Assert.Equal(MessageTrace.Read(store, "<sample@example.com>").Select(e => e.ToString()), traced[^1].Events.Select(e => e.ToString()));
     }
 
     [Fact]
