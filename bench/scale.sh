@@ -24,9 +24,11 @@ SIZE=4096; PORT=${PORT:-2610}
 DIR=${DIR:-/tmp/mailops-scale}
 OUT=${OUT:-bench/scale.tsv}
 rm -rf "$DIR"; mkdir -p "$DIR"
-dotnet build -c Release -v q -nologo src/MailOps.Cli >/dev/null || die "build failed"
+# mailops as installed: published, with mailops-list (NativeAOT) beside it, which `mailops queue` becomes.
+dotnet publish -c Release -v q -nologo src/MailOps.Cli -o "$DIR/bin" >/dev/null || die "publish failed"
+dotnet publish -c Release -v q -nologo -r linux-x64 src/MailOps.List -o "$DIR/bin" >/dev/null || die "publish failed"
 dotnet build -c Release -v q -nologo bench/MailOps.Bench >/dev/null || die "build failed"
-mailops=$PWD/src/MailOps.Cli/bin/Release/net10.0/mailops
+mailops=$DIR/bin/mailops
 bench="dotnet $PWD/bench/MailOps.Bench/bin/Release/net10.0/mailops-bench.dll"
 cat > "$DIR/config.json" <<JSON
 { "HostName": "mailops.scale.test", "SmartHost": "127.0.0.1:$SINK_PORT", "Listen": ["127.0.0.1:$PORT"],
