@@ -722,30 +722,24 @@ public sealed class QueueStore : IDisposable
     /// The message's history, oldest first; empty when none is known: its lines in the mail log,
     /// after those of its journal file when the queue is older than that (journal/, read only).
     /// </summary>
-    public IReadOnlyList<JournalEvent> ReadJournal(string id)
-    {
-        if (!QueueId.IsValid(id)) return [];
-        var events = ReadJournalFile(id);
-        var before = events.Count > 0 ? events[^1].Time : DateTimeOffset.MinValue; // the log repeats what a journal has
-        var logged = MailLog.Search(QueuePath, new MailLogQuery { Id = id }).Where(e => e.Time > before).ToList();
-        for (int i = logged.Count - 1; i >= 0; i--) events.Add(logged[i].ToEvent());
-        return events;
-    }
+    public IReadOnlyList<JournalEvent> ReadJournal(string id) =>
+        QueueId.IsValid(id) ? History(id, MailLog.Search(QueuePath, new MailLogQuery { Id = id }).Reverse()) : [];
 
     /// <summary><see cref="ReadJournal"/> of many messages, in one pass over the mail log.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<JournalEvent>> ReadJournals(IEnumerable<string> ids)
     {
         var wanted = ids.Where(QueueId.IsValid).ToHashSet(StringComparer.Ordinal);
         var logged = MailLog.ReadIds(Layout.LogDir, wanted);
-        var histories = new Dictionary<string, IReadOnlyList<JournalEvent>>(StringComparer.Ordinal);
-        foreach (var id in wanted)
-        {
-            var events = ReadJournalFile(id);
-            var before = events.Count > 0 ? events[^1].Time : DateTimeOffset.MinValue;
-            if (logged.TryGetValue(id, out var entries)) events.AddRange(entries.Where(e => e.Time > before).Select(e => e.ToEvent()));
-            histories[id] = events;
-        }
-        return histories;
+        return wanted.ToDictionary(id => id, id => History(id, logged.GetValueOrDefault(id) ?? []), StringComparer.Ordinal);
+    }
+
+    /// <summary>A journal file's events (a queue older than the log's history), then the log's lines (oldest first) after its last.</summary>
+    private IReadOnlyList<JournalEvent> History(string id, IEnumerable<MailLogEntry> logged)
+    {
+        var events = ReadJournalFile(id);
+        var before = events.Count > 0 ? events[^1].Time : DateTimeOffset.MinValue; // the log repeats what a journal has
+        events.AddRange(logged.Where(e => e.Time > before).Select(e => e.ToEvent()));
+        return events;
     }
 
     /// <summary>The events of a journal file, as queues kept them per message before the mail log did.</summary>
