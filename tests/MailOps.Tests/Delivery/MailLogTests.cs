@@ -158,4 +158,27 @@ public class MailLogTests
         }
         throw new Xunit.Sdk.XunitException($"no {what} in the log:\n{log()}");
     }
+
+    [Fact]
+    public void A_tail_reads_only_what_was_appended_since_and_follows_the_day_as_it_turns()
+    {
+        using var q = new TempQueue();
+        string logDir = Path.Combine(q.Root, "log");
+        Directory.CreateDirectory(logDir);
+        var yesterday = new DateTimeOffset(DateTime.UtcNow.Date.AddDays(-1).AddHours(23), TimeSpan.Zero);
+        var today = yesterday.AddHours(2);
+        MailLogEntry Entry(DateTimeOffset time, string id) => new() { Time = time, Id = id, Event = JournalEventType.Delivered, Recipient = "bob@example.org" };
+        MailLog.Append(logDir, [Entry(yesterday, "before")]);
+
+        var tail = MailLog.TailFrom(logDir, yesterday);
+        Assert.Empty(tail.ReadNew(yesterday)); // what was there before is not read
+        MailLog.Append(logDir, [Entry(yesterday.AddMinutes(1), "late-yesterday"), Entry(today, "today")]);
+        string todayFile = Directory.GetFiles(logDir).Order().Last();
+        File.AppendAllText(todayFile, "{\"time\":\"2026-"); // a line still being written
+        Assert.Equal(["late-yesterday", "today"], tail.ReadNew(today).Select(e => e.Id));
+        File.AppendAllText(todayFile, "11-28T10:00:00+00:00\",\"id\":\"finished\",\"event\":\"Deferred\"}\n");
+        MailLog.Append(logDir, [Entry(today, "after")]);
+        Assert.Equal(["finished", "after"], tail.ReadNew(today).Select(e => e.Id));
+        Assert.Empty(tail.ReadNew(today));
+    }
 }
