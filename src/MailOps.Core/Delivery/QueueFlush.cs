@@ -125,7 +125,7 @@ public static class QueueFlush
     /// </summary>
     private sealed class Outcomes(QueueStore store, DateTimeOffset since)
     {
-        private readonly MailLogTail _tail = MailLog.TailFrom(new QueueLayout(store.QueuePath).LogDir, since);
+        private readonly MailLogTail _tail = MailLog.TailFrom(store.Layout.LogDir, since);
         private readonly Dictionary<(string Id, string Recipient), MailLogEntry> _last = new();
 
         public void Read()

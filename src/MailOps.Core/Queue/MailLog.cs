@@ -233,12 +233,8 @@ public static class MailLog
                     if (at < 0 || line.Length < at + 7 + QueueId.Length) continue;
                     string id = Encoding.ASCII.GetString(line.Slice(at + 7, QueueId.Length));
                     if (!ids.Contains(id)) continue;
-                    try
-                    {
-                        if (JsonSerializer.Deserialize(line, MailLogJsonContext.Log.MailLogEntry) is { } e && e.Id == id)
-                            (found.TryGetValue(id, out var list) ? list : found[id] = []).Add(e);
-                    }
-                    catch (JsonException) { } // a line cut short by a crash
+                    if (Parse(line) is { } e && e.Id == id)
+                        (found.TryGetValue(id, out var list) ? list : found[id] = []).Add(e);
                 }
             });
         }
@@ -246,6 +242,14 @@ public static class MailLog
     }
 
     private delegate void LinesReader(ReadOnlySpan<byte> lines);
+
+    /// <summary>One line of the log; null for an empty line or one cut short by a crash.</summary>
+    internal static MailLogEntry? Parse(ReadOnlySpan<byte> line)
+    {
+        if (line.IsEmpty) return null;
+        try { return JsonSerializer.Deserialize(line, MailLogJsonContext.Log.MailLogEntry); }
+        catch (JsonException) { return null; }
+    }
 
     private static List<MailLogEntry> SearchFile(string path, Matcher matcher)
     {
@@ -353,11 +357,7 @@ public static class MailLog
 
         private void Consider(ReadOnlySpan<byte> line, List<MailLogEntry> found)
         {
-            if (line.IsEmpty) return;
-            MailLogEntry? e;
-            try { e = JsonSerializer.Deserialize(line, MailLogJsonContext.Log.MailLogEntry); }
-            catch (JsonException) { return; } // a line cut short by a crash
-            if (e is not null && Matches(e)) found.Add(e);
+            if (Parse(line) is { } e && Matches(e)) found.Add(e);
         }
 
         private bool Matches(MailLogEntry e)
@@ -439,12 +439,7 @@ internal sealed class MailLogTail(string logDir, DateTime day, long offset)
             int nl = rest.IndexOf((byte)'\n');
             var line = rest[..nl];
             rest = rest[(nl + 1)..];
-            if (line.IsEmpty) continue;
-            try
-            {
-                if (JsonSerializer.Deserialize(line, MailLogJsonContext.Log.MailLogEntry) is { } e) found.Add(e);
-            }
-            catch (JsonException) { } // a line cut short by a crash
+            if (MailLog.Parse(line) is { } e) found.Add(e);
         }
     }
 }
