@@ -31,6 +31,7 @@ if [ -n "$baseline_mailops" ]; then
     targets+=(baseline=127.0.0.1:$((PORT + 1)))
     export COUNT_CMD_BASELINE="ls $BENCH_DIR/baseline-queue/env | wc -l"
     if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_BASELINE=true
+    elif [ "$RESET" = remove ]; then export RESET_CMD_BASELINE="ls $BENCH_DIR/baseline-queue/env | xargs -r -n 2000 '$baseline_mailops' remove --queue $BENCH_DIR/baseline-queue >/dev/null"
     else export RESET_CMD_BASELINE="find $BENCH_DIR/baseline-queue/env $BENCH_DIR/baseline-queue/mess $BENCH_DIR/baseline-queue/index -type f -delete; if [ -d $BENCH_DIR/baseline-queue/journal ]; then find $BENCH_DIR/baseline-queue/journal -type f -delete; fi"; fi
 fi
 cleanup() { kill -TERM $serve $base_serve 2>/dev/null || true; wait $serve $base_serve 2>/dev/null || true; "$MTABENCH/postfix-down.sh" --purge >/dev/null 2>&1 || true; rm -rf "$BENCH_DIR"; }
@@ -42,7 +43,12 @@ export COUNT_CMD_MAILOPS="ls $queue/env | wc -l"
 # No deletion between repetitions, for either server: the harness checks each count grew by
 # exactly MSGS, and mass deletes (this filesystem is mounted with online discard) leave kernel
 # work behind that slows whichever repetition follows. RESET=delete restores the default.
+# RESET=remove: each server empties its queue with its own command, Postfix with `postsuper -d
+# ALL` (the harness's default), MailOps with `mailops remove` (whose files become spare files,
+# docs/queue.md): the way an operator empties a queue, not files deleted behind its back.
 if [ "${RESET:-keep}" = keep ]; then export RESET_CMD_POSTFIX=true RESET_CMD_MAILOPS=true
+elif [ "$RESET" = remove ]; then
+    export RESET_CMD_MAILOPS="ls $queue/env | xargs -r -n 2000 '$mailops' remove --queue $queue >/dev/null"
 else
     export RESET_CMD_MAILOPS="find $queue/env $queue/mess $queue/index -type f -delete; if [ -d $queue/journal ]; then find $queue/journal -type f -delete; fi"
     # SETTLE=S: after emptying both queues, sync and wait S seconds before the repetition, so the

@@ -66,11 +66,39 @@ public static class Program
                         string? id;
                         lock (committed) id = committed.Count == 0 ? null : committed[random.Next(committed.Count)];
                         if (id is null) { await Task.Delay(1); continue; }
-                        await store.HoldAsync(id);
-                        await store.ReleaseAsync(id);
+                        try
+                        {
+                            await store.HoldAsync(id);
+                            await store.ReleaseAsync(id);
+                        }
+                        catch (QueuedMessageNotFoundException) { } // removed meanwhile (--remove)
                     }
                 }) : Task.CompletedTask;
-                await Task.WhenAny(stop, enqueue, mutate);
+                // --remove 1: one message in three is removed again, so that new messages are written
+                // into the files of removed ones (spare files). "removing <id>" is printed first: a
+                // kill during the removal may leave the message queued or not.
+                var remove = Get("remove", "0") == "1" ? Task.Run(async () =>
+                {
+                    var random = new Random();
+                    int seen = 0;
+                    while (!stop.IsCompleted && !enqueue.IsCompleted)
+                    {
+                        string? id = null;
+                        lock (committed)
+                            if (committed.Count >= seen + 3)
+                            {
+                                seen = committed.Count;
+                                int at = random.Next(committed.Count);
+                                id = committed[at];
+                                committed.RemoveAt(at);
+                            }
+                        if (id is null) { await Task.Delay(1); continue; }
+                        lock (stdout) { stdout.WriteLine($"removing {id}"); stdout.Flush(); }
+                        try { await store.RemoveAsync(id); }
+                        catch (QueuedMessageNotFoundException) { }
+                    }
+                }) : Task.CompletedTask;
+                await Task.WhenAny(stop, enqueue, mutate, remove);
                 return 0;
             }
             case "memory":

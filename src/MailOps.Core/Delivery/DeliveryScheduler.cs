@@ -542,8 +542,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                     result = await courier.DeliverAsync(envelope, due, body, _abort.Token).ConfigureAwait(false);
                 }
             }
-            var recorded = await RecordAsync(id, d.Key, result.Results, result.ConnectionEvents).ConfigureAwait(false);
-            if (recorded?.ReportDue == true) await FinishAsync(id).ConfigureAwait(false);
+            var recorded = await RecordAsync(id, d.Key, result.Results, result.ConnectionEvents, ownJobs: 1).ConfigureAwait(false);
+            if (recorded?.ReportDue == true) await FinishAsync(id, ownJobs: 1).ConfigureAwait(false);
             var outcome = result.DestinationFailed ? JobOutcome.DestinationFailed : result.Connected ? JobOutcome.Connected : JobOutcome.Done;
             // Finished: it has left the queue (retired, or its report queued and then retired).
             bool gone = recorded is null || recorded.Recipients.All(r => r.IsFinal);
@@ -595,7 +595,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     // ---------------------------------------------------------------- results, retries, bounces
 
-    private async Task<Envelope?> RecordAsync(string id, string destination, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents)
+    /// <param name="ownJobs">1 when the caller is a job of this message that is still active (its body closed), else 0.</param>
+    private async Task<Envelope?> RecordAsync(string id, string destination, IReadOnlyList<RecipientResult> results, IReadOnlyList<JournalEvent> connectionEvents, int ownJobs = 0)
     {
         var now = _clock.GetUtcNow();
         IReadOnlyList<EnvelopeRecipient> delayed = [];
@@ -606,7 +607,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             delayed = BounceBuilder.DelayedToWarn(envelope, now, _config.DelayWarningAfter);
             if (delayed.Count > 0) envelope.DelayWarned = true;
             return events;
-        }, BounceBuilder.IsReportDue, CancellationToken.None).ConfigureAwait(false);
+        }, BounceBuilder.IsReportDue, CancellationToken.None, () => ActiveJobs(id) <= ownJobs).ConfigureAwait(false);
         if (recorded is not null) Metrics?.Recorded(destination, recorded, results, now);
         if (recorded is not null && MessageEvent is not null)
         {
@@ -648,12 +649,24 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     }
 
     /// <summary>Queues the report of a finished message (no lock held) and retires it.</summary>
-    private Task FinishAsync(string id) =>
+    /// <param name="ownJobs">As for <see cref="RecordAsync"/>.</param>
+    private Task FinishAsync(string id, int ownJobs = 0) =>
         _store.FinishAsync(id, async (envelope, ct) =>
         {
             if (await BounceBuilder.QueueAsync(_store, envelope, _config.HostName, _clock.GetUtcNow(), ct).ConfigureAwait(false) is { } bounceId)
                 _log.LogInformation(DeliveryEvents.BounceQueued, "{Id}: bounce {BounceId} to <{Sender}>", envelope.Id, bounceId, envelope.Sender);
-        }, CancellationToken.None);
+        }, CancellationToken.None, () => ActiveJobs(id) <= ownJobs);
+
+    /// <summary>
+    /// Jobs of <paramref name="id"/> in flight in this server (the only process that delivers from
+    /// the queue). A message that leaves the queue with none but the caller's own, whose body is
+    /// closed, has nothing reading its files: they may become spare files.
+    /// </summary>
+    private int ActiveJobs(string id)
+    {
+        var stripe = ActiveStripe(id);
+        lock (stripe) return stripe.GetValueOrDefault(id);
+    }
 
     // ---------------------------------------------------------------- stopping
 

@@ -296,8 +296,19 @@ internal static partial class DurableFile
         }
     }
 
+    /// <summary>
+    /// Linux renameat2(2) with RENAME_NOREPLACE: moves <paramref name="from"/> to <paramref name="to"/>
+    /// only when <paramref name="to"/> does not exist, atomically. 0 when done, else the errno
+    /// (2: <paramref name="from"/> is gone, 17: <paramref name="to"/> exists, 22 or 38: not supported here).
+    /// </summary>
+    public static int RenameNoReplace(string from, string to) =>
+        Native.renameat2(-100 /* AT_FDCWD */, from, -100, to, 1 /* RENAME_NOREPLACE */) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
     private static partial class Native
     {
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int renameat2(int fromDir, string from, int toDir, string to, uint flags);
+
         [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int open(string path, int flags);
 

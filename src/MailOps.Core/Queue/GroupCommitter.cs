@@ -38,11 +38,18 @@ internal sealed class GroupCommitter : IDisposable
 
     private readonly bool _useSyncfs;
 
-    public GroupCommitter(string messDirectory, string envDirectory)
+    private readonly SpareFiles? _spare;
+
+    /// <summary>True where a batch is made durable with one syncfs(2) (Linux, unless MAILOPS_NO_SYNCFS=1).</summary>
+    public static bool UsesSyncfs => OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("MAILOPS_NO_SYNCFS") != "1";
+
+    /// <param name="spare">Spare files whose moves each syncfs makes durable (so they may be written again).</param>
+    public GroupCommitter(string messDirectory, string envDirectory, SpareFiles? spare = null)
     {
         _messDir = new DurableFile.DirectoryHandle(messDirectory);
         _envDir = new DurableFile.DirectoryHandle(envDirectory);
-        _useSyncfs = OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("MAILOPS_NO_SYNCFS") != "1";
+        _useSyncfs = UsesSyncfs;
+        _spare = _useSyncfs ? spare : null;
     }
 
     /// <summary>Number of batches committed and messages in them (for tests and benchmarks).</summary>
@@ -149,7 +156,7 @@ internal sealed class GroupCommitter : IDisposable
             // Bodies, envelopes and their directory entries must be durable before any envelope is
             // renamed into env/: with syncfs that is one call; otherwise the files were fsynced
             // already and the body directory entries remain.
-            if (_useSyncfs) _messDir.SyncFileSystem();
+            if (_useSyncfs) SyncFileSystem(_messDir, _spare);
             else _messDir.Sync();
         }
         catch (Exception ex)
@@ -202,6 +209,22 @@ internal sealed class GroupCommitter : IDisposable
                 r.Done.TrySetException(QueueFailureException.Transient("Could not make the message durable: " + r.Error.Message, r.Error));
             }
         }
+    }
+
+    /// <summary>syncfs(2) through <paramref name="directory"/>; spare files moved before it began may then be written again.</summary>
+    internal static void SyncFileSystem(DurableFile.DirectoryHandle directory, SpareFiles? spare)
+    {
+        var given = spare?.BeforeSync();
+        try
+        {
+            directory.SyncFileSystem();
+        }
+        catch
+        {
+            spare?.NotSynced(given);
+            throw;
+        }
+        spare?.Synced(given);
     }
 
     public void Dispose()

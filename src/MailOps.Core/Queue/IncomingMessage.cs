@@ -22,11 +22,15 @@ public sealed class IncomingMessage : IAsyncDisposable
     private bool _committed;
     private bool _disposed;
 
-    internal IncomingMessage(QueueStore store, string id, FileStream file)
+    /// <summary>The body is written into a spare file: its old length stays until <see cref="SetFileLength"/>.</summary>
+    private readonly bool _reused;
+
+    internal IncomingMessage(QueueStore store, string id, FileStream file, bool reused = false)
     {
         _store = store;
         Id = id;
         _file = file;
+        _reused = reused;
         _body = new CapturingStream(file, HeaderCaptureLimit);
     }
 
@@ -83,8 +87,10 @@ public sealed class IncomingMessage : IAsyncDisposable
         try
         {
             await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-            envFile = DurableFile.OpenPrivate(tmpPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            SetFileLength();
+            envFile = _store.CreateFile(tmpPath, FileShare.None, 1, out bool reused);
             envFile.Write(json);
+            if (reused) envFile.SetLength(json.Length);
             envFile.Flush();
             // The summary index names the file this envelope is in by its inode (and time).
             if (OperatingSystem.IsLinux()) written = Posix.FStat(envFile.SafeFileHandle);
@@ -187,7 +193,11 @@ public sealed class IncomingMessage : IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var content = Content;
-        if (content.IsEmpty) await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (content.IsEmpty)
+        {
+            await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            SetFileLength();
+        }
         await using var stream = content.IsEmpty ? DurableFile.OpenCommittedForReading(_store.Layout.Mess(Id), 64 * 1024)
             : (Stream)(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(content, out var kept) ? new MemoryStream(kept.Array!, kept.Offset, kept.Count, writable: false)
             : new MemoryStream(content.ToArray(), writable: false));
@@ -298,6 +308,12 @@ public sealed class IncomingMessage : IAsyncDisposable
             throw QueueFailureException.Transient($"Cannot write to the queue: {io.Message}", io);
         }
         _prefix += data.Length;
+    }
+
+    /// <summary>A spare file ends where this message ends (it may have held a longer one).</summary>
+    private void SetFileLength()
+    {
+        if (_reused && _file.Length != Length) _file.SetLength(Length);
     }
 
     /// <summary>The envelope's summary from the header; a message with a broken header block still gets queued, without one.</summary>

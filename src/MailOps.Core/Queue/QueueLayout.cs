@@ -16,6 +16,7 @@ internal sealed class QueueLayout
         ControlDir = Path.Combine(Root, "control");
         LogDir = Path.Combine(Root, "log");
         IndexDir = Path.Combine(Root, "index");
+        SpareDir = Path.Combine(Root, "spare");
     }
 
     public string Root { get; }
@@ -34,7 +35,10 @@ internal sealed class QueueLayout
     /// <summary>The summary index, a cache of the envelopes (docs/queue.md, "The summary index").</summary>
     public string IndexDir { get; }
 
-    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, ReleasedDir, LockDir, ControlDir, LogDir, IndexDir];
+    /// <summary>Spare files: the files of messages that left the queue, to be written again (docs/queue.md, "Spare files").</summary>
+    public string SpareDir { get; }
+
+    public IEnumerable<string> AllDirectories => [MessDir, TmpDir, EnvDir, ActiveDir, ReleasedDir, LockDir, ControlDir, LogDir, IndexDir, SpareDir];
 
     public string Mess(string id) => Path.Combine(MessDir, Checked(id));
     public string Tmp(string id) => Path.Combine(TmpDir, Checked(id));

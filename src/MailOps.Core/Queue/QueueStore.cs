@@ -36,7 +36,8 @@ public sealed class QueueStore : IDisposable
         DurableFile.CreatePrivateDirectory(Layout.Root, UnixFileMode.GroupExecute);
         foreach (var dir in Layout.AllDirectories) DurableFile.CreatePrivateDirectory(dir);
         _locks = MutationLocks.For(Layout.MutateLock);
-        _committer = new Lazy<GroupCommitter>(() => new GroupCommitter(Layout.MessDir, Layout.EnvDir));
+        if (GroupCommitter.UsesSyncfs) Spare = new SpareFiles(Layout.SpareDir, options.Clock);
+        _committer = new Lazy<GroupCommitter>(() => new GroupCommitter(Layout.MessDir, Layout.EnvDir, Spare));
         if (OperatingSystem.IsLinux()) Index = new QueueIndex(Layout);
     }
 
@@ -63,6 +64,48 @@ public sealed class QueueStore : IDisposable
     internal GroupCommitter Committer => _committer.Value;
     /// <summary>The summary index (Linux); null elsewhere, where listings read every envelope.</summary>
     internal QueueIndex? Index { get; }
+    /// <summary>Files of messages that left the queue, written again for new ones (Linux with syncfs); null elsewhere.</summary>
+    internal SpareFiles? Spare { get; }
+
+    /// <summary>
+    /// Opens <paramref name="path"/> (which must not exist) for writing as a new file: a spare file
+    /// when one is ready (<paramref name="reused"/>: its old length stays until the writer sets
+    /// it), else a new 0600 file.
+    /// </summary>
+    /// <exception cref="IOException">The path exists, or the file cannot be made.</exception>
+    internal FileStream CreateFile(string path, FileShare share, int bufferSize, out bool reused)
+    {
+        if (OperatingSystem.IsLinux() && Spare is { } spare && spare.TryTake(path))
+        {
+            try
+            {
+                reused = true;
+                return DurableFile.OpenPrivate(path, FileMode.Open, FileAccess.Write, share, bufferSize);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Not ours to write (another owner's file), or a sweep holds it: a new file instead.
+                try { File.Delete(path); } catch (IOException) { }
+            }
+        }
+        reused = false;
+        return DurableFile.OpenPrivate(path, FileMode.CreateNew, FileAccess.Write, share, bufferSize);
+    }
+
+    /// <summary>
+    /// Removes the files of a message whose envelope has left env/: into spare/ when
+    /// <paramref name="reuse"/> (nothing can still be reading them) and the body is small, else unlinked.
+    /// </summary>
+    private void DropFiles(string id, string? envelopePath, long size, bool reuse)
+    {
+        if (OperatingSystem.IsLinux() && reuse && Spare is { } spare)
+        {
+            if (envelopePath is not null) spare.Give(envelopePath, id + ".e");
+            if (size <= SpareFiles.MaxBody) { spare.Give(Layout.Mess(id), id + ".m"); return; }
+        }
+        else if (envelopePath is not null) File.Delete(envelopePath);
+        File.Delete(Layout.Mess(id));
+    }
 
     // ---------------------------------------------------------------- enqueue
 
@@ -76,9 +119,9 @@ public sealed class QueueStore : IDisposable
             string path = Layout.Mess(id);
             try
             {
-                var file = DurableFile.OpenPrivate(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 16 * 1024);
+                var file = CreateFile(path, FileShare.None, 16 * 1024, out bool reused);
                 // A sweep could have taken the file between its creation and our lock: then it is gone.
-                if (File.Exists(path)) return new IncomingMessage(this, id, file);
+                if (File.Exists(path)) return new IncomingMessage(this, id, file, reused);
                 file.Dispose();
             }
             catch (IOException) when (attempt < 3 && Directory.Exists(Layout.MessDir))
@@ -146,7 +189,10 @@ public sealed class QueueStore : IDisposable
         if (!QueueId.IsValid(id)) return null;
         try
         {
-            return ApplyRelease(QueueJson.Deserialize(DurableFile.ReadSmallFile(Layout.Env(id))), id, released: null);
+            var envelope = QueueJson.Deserialize(DurableFile.ReadSmallFile(Layout.Env(id)));
+            // A file read just as its message left and its spare file was written again is not this message.
+            if (envelope is not null && envelope.Id is { Length: > 0 } named && named != id) return null;
+            return ApplyRelease(envelope, id, released: null);
         }
         catch (FileNotFoundException) { return null; }
         catch (DirectoryNotFoundException) { return null; }
@@ -194,6 +240,11 @@ public sealed class QueueStore : IDisposable
         if (ReadEnvelope(id) is null) throw new QueuedMessageNotFoundException(id);
         try
         {
+            // A small body is read whole, and kept only when its envelope is still there after:
+            // a body becomes a spare file (and another message's) only once its envelope is gone.
+            if (DurableFile.ReadWholeFile(Layout.Mess(id), (int)SpareFiles.MaxBody) is { } whole)
+                return File.Exists(Layout.Env(id)) ? new MemoryStream(whole, 0, whole.Length, writable: false, publiclyVisible: true)
+                    : throw new QueuedMessageNotFoundException(id);
             return DurableFile.OpenCommittedForReading(Layout.Mess(id), 64 * 1024);
         }
         catch (FileNotFoundException)
@@ -400,11 +451,15 @@ public sealed class QueueStore : IDisposable
         {
             before = Find(id) ?? throw new QueuedMessageNotFoundException(id);
             var envelope = ReadEnvelope(id);
-            File.Delete(Layout.Env(id));
-            DurableFile.SyncDirectory(Layout.EnvDir);
-            File.Delete(Layout.Mess(id));
-            if (OperatingSystem.IsLinux()) Index?.Removed(id);
             if (envelope is not null) ForgetRelease(envelope);
+            bool spare = Spare is not null && envelope is not null;
+            if (spare) Spare!.Give(Layout.Env(id), id + ".e");
+            else File.Delete(Layout.Env(id));
+            DurableFile.SyncDirectory(Layout.EnvDir);
+            // A delivery in flight may be reading the body: then it is unlinked, never written again.
+            // (One that starts now finds no envelope to mark active.)
+            DropFiles(id, envelopePath: null, envelope?.Size ?? long.MaxValue, reuse: spare && !File.Exists(Layout.Active(id)));
+            if (OperatingSystem.IsLinux()) Index?.Removed(id);
             AppendJournal(id, [JournalEvents.Operator(JournalEventType.Removed, Clock.GetUtcNow(), detail: reason)], envelope);
         }
         QueueTrigger.Pull(QueuePath);
@@ -545,7 +600,7 @@ public sealed class QueueStore : IDisposable
             if (batch)
             {
                 using var dir = new DurableFile.DirectoryHandle(Layout.TmpDir);
-                dir.SyncFileSystem();
+                GroupCommitter.SyncFileSystem(dir, Spare);
             }
             foreach (var (envelope, tmp, f, json) in open)
             {
@@ -625,8 +680,12 @@ public sealed class QueueStore : IDisposable
     /// least once, as qmail).
     /// </summary>
     /// <returns>The envelope as recorded, or null when the message was removed meanwhile (nothing is recorded).</returns>
+    /// <param name="nothingReads">
+    /// Asked when the message leaves the queue: true when no delivery of it can still be reading its
+    /// body, so that its files may become spare files. Without it they are unlinked.
+    /// </param>
     internal async Task<Envelope?> RecordAsync(string id, Func<Envelope, IReadOnlyList<JournalEvent>> apply,
-        Func<Envelope, bool> reportDue, CancellationToken cancellationToken)
+        Func<Envelope, bool> reportDue, CancellationToken cancellationToken, Func<bool>? nothingReads = null)
     {
         using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
@@ -640,7 +699,7 @@ public sealed class QueueStore : IDisposable
                 // The journal first: whoever sees the message gone (a flush waiting for its
                 // outcome) must find why in the journal. A crash between the two delivers it again.
                 if (events.Count > 0) AppendJournal(id, events, envelope);
-                Retire(envelope);
+                Retire(envelope, nothingReads?.Invoke() == true);
             }
             else
             {
@@ -657,7 +716,8 @@ public sealed class QueueStore : IDisposable
     /// retire it. A crash between the two repeats the step: the report may go twice, never zero times.
     /// </summary>
     /// <param name="queueReport">Queues the report of a finished envelope (BounceBuilder).</param>
-    internal async Task FinishAsync(string id, Func<Envelope, CancellationToken, Task> queueReport, CancellationToken cancellationToken)
+    /// <param name="nothingReads">As for <see cref="RecordAsync"/>.</param>
+    internal async Task FinishAsync(string id, Func<Envelope, CancellationToken, Task> queueReport, CancellationToken cancellationToken, Func<bool>? nothingReads = null)
     {
         var envelope = ReadEnvelope(id);
         if (envelope is null || !envelope.Recipients.All(r => r.IsFinal)) return;
@@ -665,17 +725,16 @@ public sealed class QueueStore : IDisposable
         using (await LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
             var current = ReadEnvelope(id);
-            if (current is not null && current.Recipients.All(r => r.IsFinal)) Retire(current);
+            if (current is not null && current.Recipients.All(r => r.IsFinal)) Retire(current, nothingReads?.Invoke() == true);
         }
     }
 
-    /// <summary>Removes a finished message. Caller holds the id's lock.</summary>
-    private void Retire(Envelope envelope)
+    /// <summary>Removes a finished message; its files become spare files when <paramref name="reuse"/>. Caller holds the id's lock.</summary>
+    private void Retire(Envelope envelope, bool reuse)
     {
-        File.Delete(Layout.Env(envelope.Id));
-        File.Delete(Layout.Mess(envelope.Id));
-        if (OperatingSystem.IsLinux()) Index?.Removed(envelope.Id);
         if (envelope.ReleasePending) ForgetRelease(envelope);
+        DropFiles(envelope.Id, Layout.Env(envelope.Id), envelope.Size, reuse);
+        if (OperatingSystem.IsLinux()) Index?.Removed(envelope.Id);
     }
 
     // ---------------------------------------------------------------- history

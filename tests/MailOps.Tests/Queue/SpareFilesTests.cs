@@ -1,0 +1,173 @@
+using System.Text;
+using MailOps.Core.Queue;
+
+namespace MailOps.Tests.Queue;
+
+/// <summary>
+/// Spare files (docs/queue.md): the files of a message that left the queue are written again for
+/// a later one, never while something may still read them, never before their move is durable,
+/// and a reused file holds exactly the new message.
+/// </summary>
+public class SpareFilesTests : IDisposable
+{
+    private readonly TempQueue _q = new();
+    public void Dispose() => _q.Dispose();
+
+    private static bool Supported => OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("MAILOPS_NO_SYNCFS") != "1";
+
+    private static byte[] Body(string subject, int size)
+    {
+        var head = $"Message-ID: <{subject}@example.com>\r\nSubject: {subject}\r\nFrom: alice@example.com\r\n\r\n";
+        var text = new StringBuilder(head);
+        for (int line = 0; text.Length < size; line++) text.Append($"{subject} line {line} ").Append('x', 50).Append("\r\n");
+        return Encoding.ASCII.GetBytes(text.ToString());
+    }
+
+    private static Task<string> Enqueue(QueueStore store, byte[] body, string recipient = "bob@example.org") =>
+        store.EnqueueAsync(QueueStoreTests.NewEnvelope(recipient), new MemoryStream(body));
+
+    private static Task Deliver(QueueStore store, string id, Func<bool>? nothingReads) =>
+        store.RecordAsync(id, e =>
+        {
+            foreach (var r in e.Recipients) r.State = RecipientState.Delivered;
+            return [];
+        }, _ => false, default, nothingReads);
+
+    private ulong Inode(string path) => Posix.LStat(path)?.Inode ?? throw new FileNotFoundException(path);
+
+    private Dictionary<string, ulong> SpareInodes() =>
+        _q.Files("spare").ToDictionary(n => n, n => Inode(Path.Combine(_q.QueuePath, "spare", n)));
+
+    private static byte[] ReadBody(QueueStore store, string id)
+    {
+        using var body = store.OpenBody(id);
+        var copy = new MemoryStream();
+        body.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    [Fact]
+    public async Task A_delivered_message_s_files_hold_a_later_message_exactly_once_their_move_is_durable()
+    {
+        if (!Supported) return;
+        using var store = _q.Open();
+        string a = await Enqueue(store, Body("first", 6000));
+        await Deliver(store, a, nothingReads: () => true);
+
+        Assert.False(File.Exists(Path.Combine(_q.QueuePath, "env", a)));
+        Assert.False(File.Exists(Path.Combine(_q.QueuePath, "mess", a)));
+        var spare = SpareInodes();
+        Assert.Equal([a + ".e", a + ".m"], spare.Keys.Order(StringComparer.Ordinal));
+
+        // No syncfs has run since they were moved: the next message gets new files, and its commit's syncfs makes the spares usable.
+        string b = await Enqueue(store, Body("second", 5000));
+        Assert.DoesNotContain(Inode(Path.Combine(_q.QueuePath, "mess", b)), spare.Values);
+        Assert.DoesNotContain(Inode(Path.Combine(_q.QueuePath, "env", b)), spare.Values);
+        Assert.Equal(2, _q.Files("spare").Length);
+
+        var shorter = Body("third", 900);
+        string c = await Enqueue(store, shorter, "carol@example.net");
+        Assert.Equal(spare[a + ".m"], Inode(Path.Combine(_q.QueuePath, "mess", c)));
+        Assert.Equal(spare[a + ".e"], Inode(Path.Combine(_q.QueuePath, "env", c)));
+        Assert.Empty(_q.Files("spare"));
+        Assert.Empty(_q.Files("tmp"));
+
+        // The reused files end where the new message ends: nothing of the first one is left in them.
+        Assert.Equal(shorter.Length, new FileInfo(Path.Combine(_q.QueuePath, "mess", c)).Length);
+        Assert.Equal(shorter, ReadBody(store, c));
+        var listed = store.Find(c)!;
+        Assert.Equal(["carol@example.net"], listed.GetRecipients());
+        Assert.Equal("<third@example.com>", listed.MessageId);
+        Assert.Equal(shorter.Length, listed.Size);
+        Assert.Equal(QueueJson.Serialize(store.ReadEnvelope(c)!).Length, new FileInfo(Path.Combine(_q.QueuePath, "env", c)).Length);
+        Assert.Equal([b, c], store.List().Select(m => m.Id).Order(StringComparer.Ordinal));
+        using var fresh = _q.Open(); // another reader: the index and the files agree
+        Assert.Equal(["carol@example.net"], fresh.Find(c)!.GetRecipients());
+    }
+
+    [Fact]
+    public async Task Files_something_may_still_read_are_unlinked_and_so_is_a_large_body()
+    {
+        if (!Supported) return;
+        using var store = _q.Open();
+
+        // The delivery cannot say nothing else reads the body (another job of it may be in flight).
+        string busy = await Enqueue(store, Body("busy", 3000));
+        await Deliver(store, busy, nothingReads: () => false);
+        string unsaid = await Enqueue(store, Body("unsaid", 3000));
+        await Deliver(store, unsaid, nothingReads: null);
+        Assert.Empty(_q.Files("spare"));
+        Assert.Empty(_q.Files("mess"));
+
+        // A body above the limit is never kept (its envelope is).
+        string large = await Enqueue(store, Body("large", (int)SpareFiles.MaxBody + 1000));
+        await Deliver(store, large, nothingReads: () => true);
+        Assert.Equal([large + ".e"], _q.Files("spare"));
+
+        // Removed while a delivery is marked in flight: the body that delivery may be reading is unlinked.
+        string active = await Enqueue(store, Body("active", 3000));
+        store.MarkActive(active);
+        await store.RemoveAsync(active);
+        Assert.DoesNotContain(active + ".m", _q.Files("spare"));
+        Assert.DoesNotContain(active, _q.Files("mess"));
+
+        // Removed with nothing in flight: both files are kept.
+        string idle = await Enqueue(store, Body("idle", 3000));
+        await store.RemoveAsync(idle);
+        Assert.Contains(idle + ".e", _q.Files("spare"));
+        Assert.Contains(idle + ".m", _q.Files("spare"));
+        Assert.Empty(_q.Files("mess"));
+        Assert.Empty(store.List());
+    }
+
+    [Fact]
+    public async Task Files_moved_by_another_process_are_found_and_used_after_a_syncfs()
+    {
+        if (!Supported) return;
+        using var remover = _q.Open();
+        var ids = new List<string>();
+        for (int i = 0; i < 3; i++) ids.Add(await Enqueue(remover, Body("old" + i, 2000)));
+
+        using var server = _q.Open(); // started before the removal, as a running server is
+        foreach (var id in ids) await remover.RemoveAsync(id);
+        var spare = SpareInodes();
+        Assert.Equal(6, spare.Count);
+
+        string first = await Enqueue(server, Body("new0", 1500)); // finds them; not yet durable for it
+        Assert.DoesNotContain(Inode(Path.Combine(_q.QueuePath, "mess", first)), spare.Values);
+        var later = new List<string>();
+        for (int i = 1; i <= 3; i++) later.Add(await Enqueue(server, Body("new" + i, 1500)));
+        foreach (var id in later)
+        {
+            Assert.Contains(Inode(Path.Combine(_q.QueuePath, "mess", id)), spare.Values);
+            Assert.Contains(Inode(Path.Combine(_q.QueuePath, "env", id)), spare.Values);
+            Assert.Equal(Body(server.Find(id)!.Subject!, 1500), ReadBody(server, id));
+        }
+        Assert.Empty(_q.Files("spare"));
+        Assert.Equal(4, server.List().Count);
+    }
+
+    [Fact]
+    public async Task An_envelope_file_that_names_another_message_is_not_read_as_this_one()
+    {
+        using var store = _q.Open();
+        string a = await Enqueue(store, Body("a", 500));
+        string b = await Enqueue(store, Body("b", 500));
+        // What a reader would see if it opened env/a just as its file became b's envelope.
+        File.Copy(Path.Combine(_q.QueuePath, "env", b), Path.Combine(_q.QueuePath, "env", a), overwrite: true);
+        Assert.Null(store.ReadEnvelope(a));
+        Assert.NotNull(store.ReadEnvelope(b));
+    }
+
+    [Fact]
+    public async Task The_sweep_leaves_spare_files_alone()
+    {
+        if (!Supported) return;
+        using var store = _q.Open();
+        string a = await Enqueue(store, Body("a", 500));
+        await Deliver(store, a, nothingReads: () => true);
+        var report = store.Sweep(asServer: true);
+        Assert.Equal(0, report.OrphanBodiesRemoved);
+        Assert.Equal(2, _q.Files("spare").Length);
+    }
+}
