@@ -100,8 +100,8 @@ public sealed class QueueStore : IDisposable
     {
         if (OperatingSystem.IsLinux() && reuse && Spare is { } spare)
         {
-            if (envelopePath is not null) spare.Give(envelopePath, id + ".e");
-            if (size <= SpareFiles.MaxBody) { spare.Give(Layout.Mess(id), id + ".m"); return; }
+            if (envelopePath is not null) spare.Give(envelopePath, id + ".e", SpareFiles.EnvelopeLength);
+            if (size <= SpareFiles.MaxBody) { spare.Give(Layout.Mess(id), id + ".m", size); return; }
         }
         else if (envelopePath is not null) File.Delete(envelopePath);
         File.Delete(Layout.Mess(id));
@@ -453,7 +453,7 @@ public sealed class QueueStore : IDisposable
             var envelope = ReadEnvelope(id);
             if (envelope is not null) ForgetRelease(envelope);
             bool spare = Spare is not null && envelope is not null;
-            if (spare) Spare!.Give(Layout.Env(id), id + ".e");
+            if (spare) Spare!.Give(Layout.Env(id), id + ".e", SpareFiles.EnvelopeLength);
             else File.Delete(Layout.Env(id));
             DurableFile.SyncDirectory(Layout.EnvDir);
             // A delivery in flight may be reading the body: then it is unlinked, never written again.

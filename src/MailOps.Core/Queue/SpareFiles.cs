@@ -19,15 +19,22 @@ namespace MailOps.Core.Queue;
 /// whole and sets its length before the commit makes it visible.</item>
 /// </list>
 /// Linux only, and only where the queue commits with syncfs; elsewhere files are created and
-/// unlinked as before (the store makes none). At most about <see cref="MaxFiles"/> files are kept.
+/// unlinked as before (the store makes none). A process keeps at most <see cref="MaxFiles"/> files
+/// and <see cref="MaxBytes"/> of them; more are unlinked.
 /// </summary>
 internal sealed class SpareFiles
 {
     /// <summary>How many spare files a process keeps at most; more are unlinked.</summary>
-    public const int MaxFiles = 8192;
+    public const int MaxFiles = 16384;
+
+    /// <summary>How much disk the spare files a process keeps may take at most (each counted in whole 4 KiB blocks).</summary>
+    public const long MaxBytes = 256L * 1024 * 1024;
 
     /// <summary>The largest body given (bodies above it are read as streams, and their blocks are better freed).</summary>
     public const long MaxBody = 32 * 1024;
+
+    /// <summary>What an envelope's file is counted as (its length is not known when it is given; nearly all are one block).</summary>
+    public const long EnvelopeLength = 4096;
 
     private static readonly TimeSpan RescanAfter = TimeSpan.FromSeconds(5);
 
@@ -38,31 +45,50 @@ internal sealed class SpareFiles
     private List<string> _given = new();
     /// <summary>Durable in spare/: free to be written again.</summary>
     private readonly Stack<string> _ready = new();
-    private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+    /// <summary>Every spare file this process knows of, with the disk it takes.</summary>
+    private readonly Dictionary<string, long> _known = new(StringComparer.Ordinal);
+    private long _bytes;
     private DateTimeOffset _lastScan = DateTimeOffset.MinValue;
     private volatile bool _unsupported;
 
-    public SpareFiles(string directory, TimeProvider clock)
+    private readonly int _maxFiles;
+    private readonly long _maxBytes;
+
+    public SpareFiles(string directory, TimeProvider clock, int maxFiles = MaxFiles, long maxBytes = MaxBytes)
     {
         _dir = directory;
         _clock = clock;
+        _maxFiles = maxFiles;
+        _maxBytes = maxBytes;
     }
 
-    /// <summary>Files this process knows in spare/ (given, found, durable or not).</summary>
-    public int Count
+    /// <summary>The disk a file of <paramref name="length"/> octets takes, in whole 4 KiB blocks (at least one).</summary>
+    private static long OnDisk(long length) => Math.Max(1, (length + 4095) / 4096) * 4096;
+
+    private bool Add(string name, long length)
     {
-        get { lock (_gate) return _known.Count; }
+        if (!_known.TryAdd(name, OnDisk(length))) return false;
+        _bytes += _known[name];
+        return true;
     }
+
+    private void Forget(string name)
+    {
+        if (_known.Remove(name, out long bytes)) _bytes -= bytes;
+    }
+
+    private bool Full(long length) => _known.Count >= _maxFiles || _bytes + OnDisk(length) > _maxBytes;
 
     /// <summary>
-    /// Moves <paramref name="path"/> into spare/ as <paramref name="name"/> (unique: a queue id and a
-    /// suffix), or unlinks it when there are enough spare files already. A file already gone is no error.
+    /// Moves <paramref name="path"/>, a file of about <paramref name="length"/> octets, into spare/ as
+    /// <paramref name="name"/> (unique: a queue id and a suffix), or unlinks it when the spare files
+    /// are at their limit already. A file already gone is no error.
     /// </summary>
     /// <exception cref="IOException">The unlink failed.</exception>
-    public void Give(string path, string name)
+    public void Give(string path, string name, long length)
     {
         bool keep;
-        lock (_gate) keep = !_unsupported && _known.Count < MaxFiles;
+        lock (_gate) keep = !_unsupported && !Full(length);
         if (keep)
         {
             int errno = DurableFile.RenameNoReplace(path, Path.Combine(_dir, name));
@@ -70,7 +96,7 @@ internal sealed class SpareFiles
             {
                 lock (_gate)
                 {
-                    if (_known.Add(name)) _given.Add(name);
+                    if (Add(name, length)) _given.Add(name);
                 }
                 return;
             }
@@ -90,19 +116,21 @@ internal sealed class SpareFiles
         while (true)
         {
             string name;
+            long length;
             lock (_gate)
             {
                 if (_unsupported) return false;
                 if (_ready.Count == 0) Rescan();
                 if (_ready.Count == 0) return false;
                 name = _ready.Pop();
-                _known.Remove(name);
+                if (!_known.TryGetValue(name, out length)) continue;
+                Forget(name);
             }
             int errno = DurableFile.RenameNoReplace(Path.Combine(_dir, name), destination);
             if (errno == 0) return true;
             if (errno == 2) continue; // another process took it
             if (errno is 22 or 38) _unsupported = true;
-            else if (errno == 17) lock (_gate) { if (_known.Add(name)) _ready.Push(name); } // the destination exists: the caller picks another
+            else if (errno == 17) lock (_gate) { if (Add(name, length)) _ready.Push(name); } // the destination exists: the caller picks another
             return false;
         }
     }
@@ -121,9 +149,12 @@ internal sealed class SpareFiles
         {
             foreach (var path in Directory.EnumerateFiles(_dir))
             {
-                if (_known.Count >= MaxFiles) break;
                 string name = Path.GetFileName(path);
-                if (_known.Add(name)) _given.Add(name);
+                if (_known.ContainsKey(name)) continue;
+                long length = OperatingSystem.IsLinux() && Posix.LStat(path) is { IsRegular: true } facts ? facts.Size : -1;
+                if (length < 0) continue; // gone meanwhile, or not a file of ours
+                if (Full(length)) break;
+                if (Add(name, length)) _given.Add(name);
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -150,7 +181,7 @@ internal sealed class SpareFiles
         if (given is null) return;
         lock (_gate)
             foreach (var name in given)
-                if (_known.Contains(name)) _ready.Push(name);
+                if (_known.ContainsKey(name)) _ready.Push(name);
     }
 
     /// <summary>The syncfs failed: the files wait for the next one.</summary>

@@ -160,6 +160,52 @@ public class SpareFilesTests : IDisposable
     }
 
     [Fact]
+    public void Spare_files_stay_within_their_count_and_disk_limits_and_wait_for_a_syncfs()
+    {
+        if (!Supported) return;
+        string dir = Path.Combine(_q.Root, "spare"), work = Path.Combine(_q.Root, "work");
+        Directory.CreateDirectory(dir);
+        Directory.CreateDirectory(work);
+        string Make(string name, int length)
+        {
+            string path = Path.Combine(work, name);
+            File.WriteAllBytes(path, new byte[length]);
+            return path;
+        }
+        var spare = new SpareFiles(dir, TimeProvider.System, maxFiles: 3, maxBytes: 5 * 4096);
+
+        spare.Give(Make("a", 100), "a.m", 100);     // 1 block
+        spare.Give(Make("b", 5000), "b.m", 5000);   // 2 blocks
+        spare.Give(Make("c", 9000), "c.m", 9000);   // 3 more would be 6 blocks: unlinked
+        spare.Give(Make("d", 4096), "d.m", 4096);   // 4 blocks
+        spare.Give(Make("e", 10), "e.m", 10);       // a fourth file: unlinked
+        spare.Give(Path.Combine(work, "gone"), "gone.m", 10); // already gone: no error
+        Assert.Equal(["a.m", "b.m", "d.m"], Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Empty(Directory.GetFiles(work));
+
+        // Not yet made durable by a syncfs: none is taken.
+        Assert.False(spare.TryTake(Path.Combine(work, "x")));
+        spare.Synced(spare.BeforeSync());
+        var taken = new List<string>();
+        for (int i = 0; spare.TryTake(Path.Combine(work, "t" + i)); i++) taken.Add("t" + i);
+        Assert.Equal(3, taken.Count);
+        Assert.Empty(Directory.GetFiles(dir));
+
+        var given = spare.BeforeSync();
+        spare.Give(Make("f", 10), "f.m", 10); // moved after the syncfs began: not covered by it
+        spare.Synced(given);
+        Assert.False(spare.TryTake(Path.Combine(work, "x")));
+        Assert.Equal(["f.m"], Directory.GetFiles(dir).Select(Path.GetFileName));
+
+        // A destination that exists is never replaced.
+        spare.Synced(spare.BeforeSync());
+        File.WriteAllText(Path.Combine(work, "taken"), "mine");
+        Assert.False(spare.TryTake(Path.Combine(work, "taken")));
+        Assert.Equal("mine", File.ReadAllText(Path.Combine(work, "taken")));
+        Assert.True(spare.TryTake(Path.Combine(work, "free")));
+    }
+
+    [Fact]
     public async Task The_sweep_leaves_spare_files_alone()
     {
         if (!Supported) return;
