@@ -11,7 +11,8 @@ namespace MailOps.Core.Queue;
 /// every envelope, so a listing reads one file instead of one file per message. It is a cache,
 /// never the record: the envelopes in env/ are. Every envelope write appends a line with the
 /// envelope and the inode and modification time of the file it was written to (a new file each
-/// time: envelopes are replaced by rename); a retired or removed message appends a tombstone. A
+/// time: envelopes are replaced by rename); a message that leaves the queue appends nothing (its id
+/// is no longer in env/, so no reader looks its lines up; older indexes may hold tombstones). A
 /// reader takes a line only when its inode is that of the file now in env/ (one readdir gives
 /// every inode); any other message is read from env/. So a lost append (a crash between the
 /// rename and the append) costs one file read, never a wrong answer. Compaction rewrites the
@@ -39,9 +40,6 @@ internal sealed class QueueIndex
             WriteLine(lines, id, file.Inode, file.ModifiedNanoseconds, json);
         Append(lines.WrittenSpan);
     }
-
-    /// <summary>Records that a message left the queue; never throws for I/O.</summary>
-    public void Removed(string id) => Append(Encoding.UTF8.GetBytes($"{{\"id\":\"{id}\",\"gone\":1}}\n"));
 
     private static void WriteLine(IBufferWriter<byte> output, string id, ulong inode, long modified, ReadOnlySpan<byte> envelopeJson)
     {

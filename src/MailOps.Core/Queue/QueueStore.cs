@@ -459,7 +459,6 @@ public sealed class QueueStore : IDisposable
             // A delivery in flight may be reading the body: then it is unlinked, never written again.
             // (One that starts now finds no envelope to mark active.)
             DropFiles(id, envelopePath: null, envelope?.Size ?? long.MaxValue, reuse: spare && !File.Exists(Layout.Active(id)));
-            if (OperatingSystem.IsLinux()) Index?.Removed(id);
             AppendJournal(id, [JournalEvents.Operator(JournalEventType.Removed, Clock.GetUtcNow(), detail: reason)], envelope);
         }
         QueueTrigger.Pull(QueuePath);
@@ -734,7 +733,6 @@ public sealed class QueueStore : IDisposable
     {
         if (envelope.ReleasePending) ForgetRelease(envelope);
         DropFiles(envelope.Id, Layout.Env(envelope.Id), envelope.Size, reuse);
-        if (OperatingSystem.IsLinux()) Index?.Removed(envelope.Id);
     }
 
     // ---------------------------------------------------------------- history

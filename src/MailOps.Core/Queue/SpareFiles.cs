@@ -24,8 +24,8 @@ namespace MailOps.Core.Queue;
 /// </summary>
 internal sealed class SpareFiles
 {
-    /// <summary>How many spare files a process keeps at most; more are unlinked.</summary>
-    public const int MaxFiles = 16384;
+    /// <summary>How many spare files a process keeps at most (a bound on its memory; the disk limit is <see cref="MaxBytes"/>).</summary>
+    public const int MaxFiles = 65536;
 
     /// <summary>How much disk the spare files a process keeps may take at most (each counted in whole 4 KiB blocks).</summary>
     public const long MaxBytes = 256L * 1024 * 1024;
