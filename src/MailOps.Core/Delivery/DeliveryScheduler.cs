@@ -163,6 +163,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         using var stop = cancellationToken.Register(BeginStopping);
         Task? triggered = null, woken = null;
         bool rescan = true;
+        _store.CommitObserver = Committed;
         try
         {
             while (!cancellationToken.IsCancellationRequested)
@@ -193,6 +194,10 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+        finally
+        {
+            _store.CommitObserver = null;
+        }
         await DrainAsync().ConfigureAwait(false);
     }
 
@@ -246,6 +251,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     /// <returns>The earliest future time something falls due.</returns>
     private DateTimeOffset Scan()
     {
+        Interlocked.Increment(ref _scans);
         var now = _clock.GetUtcNow();
         var present = new HashSet<string>(StringComparer.Ordinal);
         var released = _store.ReleasedIds();
@@ -268,18 +274,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 continue;
             }
             if (envelope is null) continue;
-            var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
-            bool isNew;
-            lock (_gate) isNew = !_seen.ContainsKey(id);
-            if (isNew && envelope.Arrived >= _startedAt - TimeSpan.FromSeconds(1) && MessageEvent is not null)
-                Raise(new MailEventArgs { Kind = MailEventKind.Received, Id = id, Sender = envelope.Sender, Recipients = envelope.Recipients.Select(r => r.Address).ToList(),
-                    Subject = envelope.Subject, MessageId = envelope.MessageId, Time = envelope.Arrived });
-            lock (_gate)
-            {
-                if (plan.Finished) Enqueue(id, LocalKey); // finished, but not retired (a crash or a failed report came between): finish it
-                foreach (var job in plan.Jobs) Enqueue(id, job.Destination);
-                _seen[id] = (stamp, plan.NextDue);
-            }
+            Admit(envelope, stamp, now);
             // A long queue: let deliveries start while the rest is read.
             if (present.Count % 256 == 0) Pump();
         }
@@ -288,6 +283,44 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             foreach (var gone in _seen.Keys.Where(k => !present.Contains(k)).ToList()) _seen.Remove(gone);
         }
         return NextDueFromCache();
+    }
+
+    private long _scans;
+
+    /// <summary>Scans of env/ so far (for tests).</summary>
+    internal long Scans => Interlocked.Read(ref _scans);
+
+    /// <summary>Plans a message just read (or just committed): queues a job for each destination with a due recipient, and remembers its stamp and next due time.</summary>
+    private void Admit(Envelope envelope, DateTime stamp, DateTimeOffset now)
+    {
+        string id = envelope.Id;
+        var plan = DeliveryPlanner.Plan(envelope, now, DestinationOf);
+        bool isNew;
+        lock (_gate) isNew = !_seen.ContainsKey(id);
+        if (isNew && envelope.Arrived >= _startedAt - TimeSpan.FromSeconds(1) && MessageEvent is not null)
+            Raise(new MailEventArgs { Kind = MailEventKind.Received, Id = id, Sender = envelope.Sender, Recipients = envelope.Recipients.Select(r => r.Address).ToList(),
+                Subject = envelope.Subject, MessageId = envelope.MessageId, Time = envelope.Arrived });
+        lock (_gate)
+        {
+            if (plan.Finished) Enqueue(id, LocalKey); // finished, but not retired (a crash or a failed report came between): finish it
+            foreach (var job in plan.Jobs) Enqueue(id, job.Destination);
+            _seen[id] = (stamp, plan.NextDue);
+        }
+    }
+
+    /// <summary>
+    /// A message this server's own process just committed (its listener, the maildrop pickup, a
+    /// bounce): planned from the envelope in hand, with no scan of env/. Scans stat every
+    /// envelope; a listener taking a thousand messages a second would otherwise have the queue
+    /// scanned back to back, at a cost that grows with the queue. When the file's time is not
+    /// known, the next scan reads the envelope once more.
+    /// </summary>
+    private void Committed(Envelope envelope, DateTime? stamp)
+    {
+        lock (_gate)
+            if (_only is not null) return; // a pass over given ids only
+        Admit(envelope, stamp ?? DateTime.MinValue, _clock.GetUtcNow());
+        Wake();
     }
 
     /// <summary>

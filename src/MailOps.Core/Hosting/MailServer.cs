@@ -135,6 +135,9 @@ public sealed class MailServer : IAsyncDisposable
     public string QueuePath { get; }
     public string HostName { get; private set; }
     public IReadOnlyList<IPEndPoint> Endpoints { get; private set; }
+
+    /// <summary>The delivery scheduler (for tests).</summary>
+    internal DeliveryScheduler Scheduler => _scheduler;
     public string MaildirRoot { get; private set; }
     /// <summary>When the configuration was last loaded: the start, or the last reload that was applied.</summary>
     public DateTimeOffset Configured { get; private set; }

@@ -166,6 +166,14 @@ public sealed class QueueStore : IDisposable
         return await message.CommitAsync(envelope, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The scheduler of a server running in this process on this store: told of every message
+    /// this process commits (the envelope as committed, and its file's modification time when
+    /// known), so that it plans the message at once instead of scanning env/ for it. While it is
+    /// set, this process's commits do not pull the trigger (they would wake only that scheduler).
+    /// </summary>
+    internal Action<Envelope, DateTime?>? CommitObserver { get; set; }
+
     internal void OnCommitted(Envelope envelope, FileFacts? written = null, byte[]? json = null)
     {
         if (written is { } file && json is not null && OperatingSystem.IsLinux()) Index?.Written([(envelope.Id, file, json)]);
@@ -178,7 +186,10 @@ public sealed class QueueStore : IDisposable
         {
             // The message is committed; a journal that cannot be written must not un-accept it.
         }
-        QueueTrigger.Pull(QueuePath);
+        if (CommitObserver is { } observer)
+            observer(envelope, written is { ModifiedNanoseconds: > 0 } f ? DateTime.UnixEpoch.AddTicks(f.ModifiedNanoseconds / 100) : null);
+        else
+            QueueTrigger.Pull(QueuePath);
     }
 
     // ---------------------------------------------------------------- reading
