@@ -282,7 +282,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         {
             foreach (var gone in _seen.Keys.Where(k => !present.Contains(k)).ToList()) _seen.Remove(gone);
         }
-        return NextDueFromCache();
+        return NextDueFromCache(recompute: true);
     }
 
     private long _scans;
@@ -304,7 +304,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         {
             if (plan.Finished) Enqueue(id, LocalKey); // finished, but not retired (a crash or a failed report came between): finish it
             foreach (var job in plan.Jobs) Enqueue(id, job.Destination);
-            _seen[id] = (stamp, plan.NextDue);
+            Remember(id, stamp, plan.NextDue);
         }
     }
 
@@ -348,14 +348,30 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private DateTimeOffset _lastScanEnd = DateTimeOffset.MinValue;
     private TimeSpan _lastScanDuration;
 
-    private DateTimeOffset NextDueFromCache()
+    /// <summary>No later than every due time in <see cref="_seen"/>: waking then is never late (at worst early, and a scan follows). Caller holds _gate to change it.</summary>
+    private DateTimeOffset _earliestDue = DateTimeOffset.MaxValue;
+
+    /// <summary>Caller holds _gate.</summary>
+    private void Remember(string id, DateTime stamp, DateTimeOffset due)
+    {
+        _seen[id] = (stamp, due);
+        if (due < _earliestDue) _earliestDue = due;
+    }
+
+    /// <summary>
+    /// When the loop must next wake for a retry. Between scans (a worker's or a commit's wake-up,
+    /// many a second) the bound kept as entries change; a scan, which reads every entry anyway,
+    /// makes it exact again. Going over every message at every wake-up would grow with the queue.
+    /// </summary>
+    private DateTimeOffset NextDueFromCache(bool recompute = false)
     {
         lock (_gate)
         {
+            if (!recompute) return _earliestDue;
             var next = DateTimeOffset.MaxValue;
             foreach (var (_, due) in _seen.Values)
                 if (due < next) next = due;
-            return next;
+            return _earliestDue = next;
         }
     }
 
@@ -451,7 +467,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                     _scheduled.Remove((id, d.Key));
                     // What the job left behind is known: keep its next due time, so that a retry
                     // is not forgotten until the next scan (the stamp is unknown: the next scan reads it).
-                    if (due is { } next) _seen[id] = (default, next);
+                    if (due is { } next) Remember(id, default, next);
                     else _seen.Remove(id);
                     id = null;
                     if (outcome == JobOutcome.DestinationFailed)
