@@ -72,7 +72,11 @@ public sealed class QueueStore : IDisposable
     /// when one is ready (<paramref name="reused"/>: its old length stays until the writer sets
     /// it), else a new 0600 file.
     /// </summary>
-    /// <exception cref="IOException">The path exists, or the file cannot be made.</exception>
+    /// <exception cref="IOException">
+    /// The path exists, the file cannot be made, or the spare file moved there cannot be opened
+    /// (another owner's, or a sweep holds it that instant): the caller tries another name. No new
+    /// file is made at a path a sweep may be about to unlink.
+    /// </exception>
     internal FileStream CreateFile(string path, FileShare share, int bufferSize, out bool reused)
     {
         if (OperatingSystem.IsLinux() && Spare is { } spare && spare.TryTake(path))
@@ -84,8 +88,8 @@ public sealed class QueueStore : IDisposable
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                // Not ours to write (another owner's file), or a sweep holds it: a new file instead.
-                try { File.Delete(path); } catch (IOException) { }
+                try { File.Delete(path); } catch (Exception ex2) when (ex2 is IOException or UnauthorizedAccessException) { }
+                throw new IOException($"The spare file moved to {path} cannot be written: {ex.Message}", ex);
             }
         }
         reused = false;
@@ -187,9 +191,18 @@ public sealed class QueueStore : IDisposable
             // The message is committed; a journal that cannot be written must not un-accept it.
         }
         if (CommitObserver is { } observer)
-            observer(envelope, written is { ModifiedNanoseconds: > 0 } f ? DateTime.UnixEpoch.AddTicks(f.ModifiedNanoseconds / 100) : null);
-        else
-            QueueTrigger.Pull(QueuePath);
+        {
+            try
+            {
+                observer(envelope, written is { ModifiedNanoseconds: > 0 } f ? DateTime.UnixEpoch.AddTicks(f.ModifiedNanoseconds / 100) : null);
+                return;
+            }
+            catch (Exception)
+            {
+                // The message is committed and must be acknowledged: the server's next scan finds it.
+            }
+        }
+        QueueTrigger.Pull(QueuePath);
     }
 
     // ---------------------------------------------------------------- reading

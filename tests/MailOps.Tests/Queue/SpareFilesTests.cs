@@ -206,6 +206,34 @@ public class SpareFilesTests : IDisposable
     }
 
     [Fact]
+    public async Task A_spare_file_that_cannot_be_opened_is_dropped_and_the_message_is_queued_all_the_same()
+    {
+        if (!Supported) return;
+        using var store = _q.Open();
+        string a = await Enqueue(store, Body("a", 2000));
+        await Deliver(store, a, nothingReads: () => true);
+        await Enqueue(store, Body("sync", 500)); // its syncfs makes a's files usable
+        // Someone holds both spare files' locks (as a sweep probing a leftover would, that instant).
+        var heldInodes = SpareInodes().Values.ToList();
+        var held = _q.Files("spare").Select(n => new FileStream(Path.Combine(_q.QueuePath, "spare", n), FileMode.Open, FileAccess.ReadWrite, FileShare.None)).ToList();
+        try
+        {
+            var body = Body("new", 1000);
+            string id = await Enqueue(store, body);
+            Assert.Equal(body, ReadBody(store, id));
+            Assert.DoesNotContain(Inode(Path.Combine(_q.QueuePath, "mess", id)), heldInodes);
+            Assert.DoesNotContain(Inode(Path.Combine(_q.QueuePath, "env", id)), heldInodes);
+            Assert.Empty(_q.Files("spare"));
+            Assert.Empty(_q.Files("tmp"));
+            Assert.Equal(_q.Files("env").Order(), _q.Files("mess").Order());
+        }
+        finally
+        {
+            foreach (var f in held) f.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task The_sweep_leaves_spare_files_alone()
     {
         if (!Supported) return;
