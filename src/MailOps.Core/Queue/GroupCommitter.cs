@@ -49,7 +49,7 @@ internal sealed class GroupCommitter : IDisposable
         _messDir = new DurableFile.DirectoryHandle(messDirectory);
         _envDir = new DurableFile.DirectoryHandle(envDirectory);
         _useSyncfs = UsesSyncfs;
-        _spare = _useSyncfs ? spare : null;
+        _spare = spare;
     }
 
     /// <summary>Number of batches committed and messages in them (for tests and benchmarks).</summary>

@@ -79,7 +79,7 @@ public sealed class QueueStore : IDisposable
     /// </exception>
     internal FileStream CreateFile(string path, FileShare share, int bufferSize, out bool reused)
     {
-        if (OperatingSystem.IsLinux() && Spare is { } spare && spare.TryTake(path))
+        if (Spare is { } spare && spare.TryTake(path))
         {
             try
             {
@@ -102,7 +102,7 @@ public sealed class QueueStore : IDisposable
     /// </summary>
     private void DropFiles(string id, string? envelopePath, long size, bool reuse)
     {
-        if (OperatingSystem.IsLinux() && reuse && Spare is { } spare)
+        if (reuse && Spare is { } spare)
         {
             if (envelopePath is not null) spare.Give(envelopePath, id + ".e", SpareFiles.EnvelopeLength);
             if (size <= SpareFiles.MaxBody) { spare.Give(Layout.Mess(id), id + ".m", size); return; }
@@ -262,19 +262,16 @@ public sealed class QueueStore : IDisposable
     public Stream OpenBody(string id)
     {
         if (ReadEnvelope(id) is null) throw new QueuedMessageNotFoundException(id);
-        try
+        var body = OpenBodyForDelivery(id) ?? throw new QueuedMessageNotFoundException(id);
+        // A body read whole (every body that can become a spare file is) is kept only when its
+        // envelope is still there after the read: a body becomes a spare file, and so another
+        // message's, only once its envelope is gone.
+        if (body is MemoryStream && !File.Exists(Layout.Env(id)))
         {
-            // A small body is read whole, and kept only when its envelope is still there after:
-            // a body becomes a spare file (and another message's) only once its envelope is gone.
-            if (DurableFile.ReadWholeFile(Layout.Mess(id), (int)SpareFiles.MaxBody) is { } whole)
-                return File.Exists(Layout.Env(id)) ? new MemoryStream(whole, 0, whole.Length, writable: false, publiclyVisible: true)
-                    : throw new QueuedMessageNotFoundException(id);
-            return DurableFile.OpenCommittedForReading(Layout.Mess(id), 64 * 1024);
-        }
-        catch (FileNotFoundException)
-        {
+            body.Dispose();
             throw new QueuedMessageNotFoundException(id);
         }
+        return body;
     }
 
     /// <summary>
@@ -658,7 +655,10 @@ public sealed class QueueStore : IDisposable
 
     // ---------------------------------------------------------------- delivery (Delivery/ records its results here)
 
-    /// <summary>Stored messages up to this size are read whole for a delivery (one open, one read) and sent from memory.</summary>
+    /// <summary>
+    /// Stored messages up to this size are read whole for a delivery (one open, one read) and sent
+    /// from memory; at least <see cref="SpareFiles.MaxBody"/>, so that no reader streams a body that can become a spare file.
+    /// </summary>
     internal const int InMemoryBody = 64 * 1024;
 
     /// <summary>

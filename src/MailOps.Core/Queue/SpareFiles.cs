@@ -67,8 +67,9 @@ internal sealed class SpareFiles
 
     private bool Add(string name, long length)
     {
-        if (!_known.TryAdd(name, OnDisk(length))) return false;
-        _bytes += _known[name];
+        long bytes = OnDisk(length);
+        if (!_known.TryAdd(name, bytes)) return false;
+        _bytes += bytes;
         return true;
     }
 
@@ -147,12 +148,15 @@ internal sealed class SpareFiles
         _lastScan = now;
         try
         {
-            foreach (var path in Directory.EnumerateFiles(_dir))
+            var files = new System.IO.Enumeration.FileSystemEnumerable<(string Name, long Length)>(_dir,
+                (ref System.IO.Enumeration.FileSystemEntry entry) => (entry.FileName.ToString(), entry.Length),
+                new EnumerationOptions { IgnoreInaccessible = true, AttributesToSkip = 0 })
             {
-                string name = Path.GetFileName(path);
+                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry entry) => !entry.IsDirectory,
+            };
+            foreach (var (name, length) in files)
+            {
                 if (_known.ContainsKey(name)) continue;
-                long length = OperatingSystem.IsLinux() && Posix.LStat(path) is { IsRegular: true } facts ? facts.Size : -1;
-                if (length < 0) continue; // gone meanwhile, or not a file of ours
                 if (Full(length)) break;
                 if (Add(name, length)) _given.Add(name);
             }
